@@ -1,0 +1,194 @@
+"""The closed-won deal as it arrives at intake (SPEC §1), and its contract lines.
+
+A `DealSubmission` is what a door (file, API, CRM) hands in. Types and formats are checked
+here, at parse time: a malformed submission is refused with an error naming each bad field.
+Conditional requirements (a PO number when the customer requires one, an exemption
+certificate when tax-exempt, totals that add up) are QA gates in `models.qa`, because an
+owner can fix them by amending the deal while its workflow waits.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from models.money import CurrencyCode, Money, money_sum
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
+class BillingFrequency(StrEnum):
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    ANNUALLY = "annually"
+    MILESTONE = "milestone"
+    TIME_AND_MATERIALS = "tm"
+    USAGE = "usage"
+
+
+class PaymentTerms(StrEnum):
+    NET_15 = "net_15"
+    NET_30 = "net_30"
+    NET_45 = "net_45"
+    NET_60 = "net_60"
+    UPFRONT = "upfront"
+
+    @property
+    def days(self) -> int:
+        """Days from invoice date to due date (upfront is due on receipt)."""
+        return 0 if self is PaymentTerms.UPFRONT else int(self.value.removeprefix("net_"))
+
+
+class RecognitionType(StrEnum):
+    RATABLE = "ratable"
+    MILESTONE = "milestone"
+    TIME_AND_MATERIALS = "tm"
+    PERPETUAL_LICENSE = "perpetual_license"
+
+
+class ProductType(StrEnum):
+    SUBSCRIPTION = "subscription"
+    SUPPORT = "support"
+    LICENSE = "license"
+    SERVICES = "services"
+    USAGE = "usage"
+
+
+class PaymentMethod(StrEnum):
+    ACH = "ach"
+    WIRE = "wire"
+    CHECK = "check"
+    CARD = "card"
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: EmailStr
+    phone: str | None = None
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    line1: Annotated[str, Field(min_length=1)]
+    line2: str | None = None
+    city: Annotated[str, Field(min_length=1)]
+    region: str | None = Field(default=None, description="State, county or province")
+    postal_code: str | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+
+
+class Customer(BaseModel):
+    """The customer master record (SPEC §1) as the deal carries it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: Identifier = Field(description="CRM company id; the system-of-record key")
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    legal_entity: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="Legal entity that receives the invoice"
+    )
+    billing_contact: Contact
+    billing_address: Address
+    tax_registration_number: str | None = Field(default=None, description="VAT/GST number")
+    payment_method: PaymentMethod = PaymentMethod.WIRE
+
+
+class Milestone(BaseModel):
+    """A deliverable that is invoiced and recognised when delivered and accepted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    milestone_id: Identifier
+    line_id: Identifier = Field(description="The contract line (obligation) it belongs to")
+    description: Annotated[str, Field(min_length=1)]
+    due_date: date
+    amount: NonNegative
+
+
+class DealLine(BaseModel):
+    """One contract line: a product, its prices and the obligation it creates.
+
+    Prices are per unit for the whole contract term; the line's net total is
+    quantity × net_price. `standalone_selling_price` is the per-unit price the product
+    sells for alone, the basis of the relative-SSP allocation (SPEC §5).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    line_id: Identifier
+    product: Annotated[str, Field(min_length=1, max_length=120)]
+    product_type: ProductType
+    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+    list_price: NonNegative = Field(description="Per unit, for the whole term")
+    net_price: NonNegative = Field(description="Per unit after discount, for the whole term")
+    standalone_selling_price: NonNegative = Field(description="Per unit SSP for the term")
+    discount_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
+    discount_expiry: date | None = None
+    recognition: RecognitionType | None = Field(
+        default=None, description="Obligation type; defaults to the deal's recognition type"
+    )
+
+    def net_total(self, currency: str) -> Money:
+        return Money(amount=self.quantity * self.net_price, currency=currency)
+
+    def list_total(self, currency: str) -> Money:
+        return Money(amount=self.quantity * self.list_price, currency=currency)
+
+    def ssp_total(self, currency: str) -> Money:
+        return Money(amount=self.quantity * self.standalone_selling_price, currency=currency)
+
+
+class DealSubmission(BaseModel):
+    """A closed-won deal as submitted through any intake door (SPEC §1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deal_id: Identifier = Field(description="CRM opportunity id")
+    customer: Customer
+    currency: CurrencyCode
+    total_contract_value: NonNegative = Field(description="TCV, in `currency`")
+    annual_recurring_value: NonNegative = Field(description="ARR, in `currency`")
+    start_date: date
+    end_date: date
+    billing_frequency: BillingFrequency
+    payment_terms: PaymentTerms
+    po_required: bool
+    po_number: str | None = None
+    tax_jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")] = Field(
+        description="ISO 3166 country, optionally '-subdivision' (US-NY, CA-ON)"
+    )
+    tax_exempt: bool = False
+    exemption_certificate: str | None = None
+    recognition_type: RecognitionType
+    milestones: list[Milestone] = Field(default_factory=list)
+    assigned_ae: Annotated[str, Field(min_length=1)]
+    commission_plan_id: Identifier
+    lines: Annotated[list[DealLine], Field(min_length=1)]
+    billing_entity: Identifier | None = Field(
+        default=None, description="Issuing entity code; defaults by currency from the rules"
+    )
+    closed_won_date: date | None = None
+
+    def tcv(self) -> Money:
+        return Money(amount=self.total_contract_value, currency=self.currency)
+
+    def arr(self) -> Money:
+        return Money(amount=self.annual_recurring_value, currency=self.currency)
+
+    def lines_total(self) -> Money:
+        return money_sum((line.net_total(self.currency) for line in self.lines), self.currency)
+
+    def line_recognition(self, line: DealLine) -> RecognitionType:
+        return line.recognition or self.recognition_type
+
+    def term_days(self) -> int:
+        """Days in the contract term, start and end inclusive."""
+        return (self.end_date - self.start_date).days + 1

@@ -1,0 +1,3 @@
+"""Orchestration only: one module per workflow; logic lives in `models`."""
+
+TASK_QUEUE = "revops"
