@@ -1,0 +1,82 @@
+"""One settings class, built at start-up by `get_settings()` (never at import).
+
+Every value can come from the environment (or a `.env` file): the same code runs on the
+embedded stack and against a production Temporal cluster and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend; unset = embedded dev server"
+    )
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
+    temporal_tls: bool = False
+    task_queue: str = "revops"
+
+    database_url: str | None = Field(
+        default=None, description="postgresql://user:pass@host:port/db; unset = embedded PostgreSQL"
+    )
+
+    state_dir: Path = Field(default=PROJECT_ROOT / "state", description="Embedded stack's data")
+    rules_dir: Path = Field(default=PROJECT_ROOT / "rules")
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    postgres_port: int = 55432
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    hubspot_client_secret: SecretStr | None = Field(
+        default=None, description="HubSpot app client secret (signature v3)"
+    )
+    hubspot_client_secret_previous: SecretStr | None = Field(
+        default=None, description="Accepted too while a secret rotation is under way"
+    )
+    hubspot_api_base: str = "https://api.hubapi.com"
+    hubspot_access_token: SecretStr | None = None
+    public_base_url: str | None = Field(
+        default=None,
+        description="Scheme and host the webhook sender used (HubSpot signs the full URI)",
+    )
+
+    log_level: str = "INFO"
+
+    @field_validator("hubspot_client_secret", "hubspot_access_token")
+    @classmethod
+    def _no_placeholder_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().lower() in {"changeme", "secret", ""}:
+            raise ValueError("refusing a placeholder secret; set a real value or leave it unset")
+        return value
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"postgresql://revops@127.0.0.1:{self.postgres_port}/revops"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

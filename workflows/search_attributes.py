@@ -1,0 +1,24 @@
+"""Typed search attributes: what the Temporal Web UI can filter on. No personal data here."""
+
+from temporalio.common import SearchAttributeKey
+
+STAGE = SearchAttributeKey.for_keyword("RevopsStage")
+OWNER_ROLE = SearchAttributeKey.for_keyword("RevopsOwnerRole")
+AMOUNT = SearchAttributeKey.for_float("RevopsAmount")
+CURRENCY = SearchAttributeKey.for_keyword("RevopsCurrency")
+CASE_STATUS = SearchAttributeKey.for_keyword("RevopsCaseStatus")
+CHECK_ID = SearchAttributeKey.for_keyword("RevopsCheckId")
+SLA_DEADLINE = SearchAttributeKey.for_datetime("RevopsSlaDeadline")
+
+ALL = [STAGE, OWNER_ROLE, AMOUNT, CURRENCY, CASE_STATUS, CHECK_ID, SLA_DEADLINE]
+
+# `temporal server start-dev --search-attribute NAME=TYPE` spelling of each key.
+_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "DATETIME": "Datetime", "TEXT": "Text"}
+
+
+def cli_flags() -> list[str]:
+    """Arguments that register every key when the dev server starts."""
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}"]
+    return flags
