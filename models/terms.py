@@ -1,0 +1,49 @@
+"""Contract-term arithmetic shared by the checks and the documents."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
+
+from models.deal import DealSubmission, RecognitionType
+from models.money import Money, money_sum
+
+
+def _add_months(d: date, months: int) -> date:
+    month_index = d.month - 1 + months
+    year, month = d.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
+def term_months(start: date, end_inclusive: date) -> Decimal:
+    """Months in [start, end]: whole months, plus the leftover days over the next month's length.
+
+    2026-01-01..2026-12-31 is 12; 2026-01-15..2026-02-28 is 1 + 14/28 = 1.5.
+    """
+    stop = end_inclusive + timedelta(days=1)
+    whole = 0
+    while _add_months(start, whole + 1) <= stop:
+        whole += 1
+    anchor = _add_months(start, whole)
+    leftover = (stop - anchor).days
+    if leftover == 0:
+        return Decimal(whole)
+    span = (_add_months(start, whole + 1) - anchor).days
+    return Decimal(whole) + Decimal(leftover) / Decimal(span)
+
+
+def term_years(deal: DealSubmission) -> Decimal:
+    return term_months(deal.start_date, deal.end_date) / 12
+
+
+def recurring_total(deal: DealSubmission) -> Money:
+    """The part of TCV that recurs: lines recognised ratably (subscriptions and support)."""
+    return money_sum(
+        (
+            line.net_total(deal.currency)
+            for line in deal.lines
+            if deal.line_recognition(line) is RecognitionType.RATABLE
+        ),
+        deal.currency,
+    )
