@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, timedelta
 from decimal import Decimal
 
+from models.calendar_math import add_months
 from models.deal import DealSubmission, RecognitionType
 from models.money import Money, money_sum
-
-
-def _add_months(d: date, months: int) -> date:
-    month_index = d.month - 1 + months
-    year, month = d.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def term_months(start: date, end_inclusive: date) -> Decimal:
@@ -23,13 +17,13 @@ def term_months(start: date, end_inclusive: date) -> Decimal:
     """
     stop = end_inclusive + timedelta(days=1)
     whole = 0
-    while _add_months(start, whole + 1) <= stop:
+    while add_months(start, whole + 1) <= stop:
         whole += 1
-    anchor = _add_months(start, whole)
+    anchor = add_months(start, whole)
     leftover = (stop - anchor).days
     if leftover == 0:
         return Decimal(whole)
-    span = (_add_months(start, whole + 1) - anchor).days
+    span = (add_months(start, whole + 1) - anchor).days
     return Decimal(whole) + Decimal(leftover) / Decimal(span)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import asyncpg
 from alembic import command
 from alembic.config import Config
 
@@ -27,9 +26,3 @@ def migrate(database_url: str) -> None:
 
 async def migrate_async(database_url: str) -> None:
     await asyncio.to_thread(migrate, database_url)
-
-
-async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size)
-    assert pool is not None
-    return pool

@@ -1,6 +1,6 @@
 """Typed search attributes: what the Temporal Web UI can filter on. No personal data here."""
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 STAGE = SearchAttributeKey.for_keyword("RevopsStage")
 OWNER_ROLE = SearchAttributeKey.for_keyword("RevopsOwnerRole")
@@ -22,3 +22,14 @@ def cli_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}"]
     return flags
+
+
+def case_attributes(owner_role: str, check_id: str) -> TypedSearchAttributes:
+    """What a new case is listed under in the Web UI: its owner, status and check."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(OWNER_ROLE, owner_role),
+            SearchAttributePair(CASE_STATUS, "open"),
+            SearchAttributePair(CHECK_ID, check_id),
+        ]
+    )

@@ -1,0 +1,58 @@
+"""Shared database helpers for the activities: the pool and the audit write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+
+from models.audit import AuditEvent
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """An asyncpg pool whose connections read and write jsonb as Python values."""
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+def workflow_ids() -> tuple[str | None, str | None]:
+    """The calling workflow's id and run id, when called from an activity."""
+    if not activity.in_activity():
+        return None, None
+    info = activity.info()
+    return info.workflow_id, info.workflow_run_id
+
+
+async def insert_audit_event(conn: asyncpg.Connection, event: AuditEvent) -> bool:
+    """Append `event` unless its key is already there; True when it was written now.
+
+    The hash chain is extended by a trigger; call this inside the effect's transaction so
+    the effect and its audit record commit together.
+    """
+    workflow_id, run_id = workflow_ids()
+    status: str = await conn.execute(
+        """INSERT INTO audit_event (idempotency_key, actor, action, subject, before, after,
+               reason_code, rules_version, workflow_id, run_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (idempotency_key) DO NOTHING""",
+        event.key, event.actor, event.action, event.subject, event.before, event.after,
+        event.reason_code, event.rules_version, workflow_id, run_id,
+    )  # fmt: skip
+    return status.endswith(" 1")
+
+
+def jsonable(value: Any) -> Any:
+    """A pydantic model (or list of them) as plain JSON values for a jsonb column."""
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if dump else value

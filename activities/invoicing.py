@@ -1,0 +1,97 @@
+"""Invoicing: numbers gap-free per issuing entity, each invoice and its posting once."""
+
+from __future__ import annotations
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.db import insert_audit_event, jsonable
+from activities.ledger import (
+    account_balance,
+    deal_balances,
+    fetch_journal_entry,
+    insert_journal_entry,
+    lock_deal,
+)
+from models.audit import SYSTEM_ACTOR, AuditEvent
+from models.deal_flow import DealBalances
+from models.invoice import Invoice, InvoiceDraft, invoice_number
+from models.ledger import Account, JournalEntry, billing_entry
+
+
+class IssueInvoiceInput(BaseModel):
+    draft: InvoiceDraft
+    idempotency_key: str
+    rules_version: str
+
+
+class IssueInvoiceResult(BaseModel):
+    invoice: Invoice
+    entry: JournalEntry
+    issued_now: bool
+    balances: DealBalances
+
+
+class InvoicingActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn
+    async def issue_invoice(self, data: IssueInvoiceInput) -> IssueInvoiceResult:
+        """Number, store and post the invoice in one transaction.
+
+        The number is taken from the entity's sequence row inside the transaction that
+        stores the invoice, so a failed attempt consumes no number (no gaps), and the
+        idempotency key returns the same invoice to a retried attempt.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await lock_deal(conn, data.draft.deal_id)
+            existing = await conn.fetchval(
+                "SELECT document FROM invoice WHERE idempotency_key = $1", data.idempotency_key
+            )
+            if existing is not None:
+                invoice = Invoice.model_validate(existing)
+                entry = await fetch_journal_entry(conn, f"invoice:{invoice.number}")
+                assert entry is not None, "an invoice is stored with its posting"
+                balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
+                return IssueInvoiceResult(invoice=invoice, entry=entry, issued_now=False, balances=balances)
+            invoice = await self._number(conn, data.draft)
+            await self._store(conn, invoice, data.idempotency_key)
+            unbilled = await account_balance(conn, invoice.deal_id, Account.UNBILLED_RECEIVABLE, invoice.currency)
+            entry = billing_entry(invoice, unbilled)
+            await insert_journal_entry(conn, entry)
+            await insert_audit_event(conn, AuditEvent(
+                key=f"invoice:{invoice.number}:issued", actor=SYSTEM_ACTOR, action="invoice.issued",
+                subject=f"deal:{invoice.deal_id}",
+                after={"number": invoice.number, "total": str(invoice.total),
+                       "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
+                rules_version=data.rules_version))  # fmt: skip
+            balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
+            return IssueInvoiceResult(invoice=invoice, entry=entry, issued_now=True, balances=balances)
+
+    async def _number(self, conn: asyncpg.Connection, draft: InvoiceDraft) -> Invoice:
+        await conn.execute(
+            "INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            draft.entity.code,
+        )
+        sequence: int = await conn.fetchval(
+            """UPDATE invoice_sequence SET last_number = last_number + 1
+               WHERE entity_code = $1 RETURNING last_number""",
+            draft.entity.code,
+        )
+        number = invoice_number(draft.entity.invoice_prefix, sequence)
+        return Invoice(**draft.model_dump(), number=number)
+
+    async def _store(self, conn: asyncpg.Connection, invoice: Invoice, key: str) -> None:
+        sequence = int(invoice.number.rsplit("-", 1)[1])
+        await conn.execute(
+            """INSERT INTO invoice (number, entity_code, sequence, idempotency_key, deal_id,
+                   customer_id, currency, invoice_date, due_date, po_number, subtotal, tax,
+                   total, document)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+            invoice.number, invoice.entity.code, sequence, key, invoice.deal_id,
+            invoice.customer_id, invoice.currency, invoice.invoice_date, invoice.due_date,
+            invoice.po_number, invoice.subtotal.amount, invoice.tax.amount, invoice.total.amount,
+            jsonable(invoice),
+        )  # fmt: skip

@@ -1,0 +1,193 @@
+"""The system of record: customers, contracts, gate results and exception cases."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.db import insert_audit_event, jsonable
+from models.audit import SYSTEM_ACTOR, AuditEvent
+from models.customer import CustomerStanding
+from models.deal import DealSubmission
+from models.qa import GateResult
+
+
+class LoadStandingInput(BaseModel):
+    customer_id: str
+    exclude_deal_id: str = ""
+    usd_rates: dict[str, Decimal]
+
+
+class RecordGatesInput(BaseModel):
+    deal_id: str
+    run_no: int
+    results: list[GateResult]
+    rules_version: str
+
+
+class BookContractInput(BaseModel):
+    deal: DealSubmission
+    usd_rate: Decimal
+    rules_version: str
+
+
+class BookContractResult(BaseModel):
+    contract_id: str
+    customer_created: bool
+
+
+class CaseRecordInput(BaseModel):
+    case_id: str
+    subject: str
+    check_id: str
+    owner_role: str
+    status: str
+    messages: list[str]
+    rules_version: str
+    resolution: dict[str, object] | None = None
+
+
+class RecordsActivities:
+    """Reads and writes of the system of record; each write happens once per key."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn
+    async def load_customer_standing(self, data: LoadStandingInput) -> CustomerStanding:
+        """The customer's credit standing from its booked contracts and invoices (in USD)."""
+        row = await self._pool.fetchrow(
+            """SELECT c.on_credit_hold, c.late_payments,
+                      (SELECT count(*) FROM contract k WHERE k.customer_id = c.customer_id
+                         AND k.deal_id <> $2) AS prior_orders,
+                      (SELECT coalesce(sum(k.arr_usd), 0) FROM contract k
+                         WHERE k.customer_id = c.customer_id AND k.deal_id <> $2
+                           AND k.end_date >= current_date) AS existing_arr_usd,
+                      (SELECT coalesce(max(k.tcv_usd), 0) FROM contract k
+                         WHERE k.customer_id = c.customer_id AND k.deal_id <> $2) AS largest
+               FROM customer c WHERE c.customer_id = $1""",
+            data.customer_id, data.exclude_deal_id,
+        )  # fmt: skip
+        if row is None:
+            return CustomerStanding.new(data.customer_id)
+        return CustomerStanding(
+            customer_id=data.customer_id,
+            prior_orders=row["prior_orders"],
+            existing_arr_usd=row["existing_arr_usd"],
+            largest_prior_tcv_usd=row["largest"],
+            late_payments=row["late_payments"],
+            on_credit_hold=row["on_credit_hold"],
+            open_receivables_usd=await self._open_receivables_usd(data),
+        )
+
+    async def _open_receivables_usd(self, data: LoadStandingInput) -> Decimal:
+        rows = await self._pool.fetch(
+            """SELECT l.currency, sum(l.debit - l.credit) AS balance
+               FROM journal_line l JOIN journal_entry e ON e.id = l.entry_id
+               JOIN contract k ON k.deal_id = e.deal_id
+               WHERE k.customer_id = $1 AND l.account = '1100 Accounts receivable'
+               GROUP BY l.currency""",
+            data.customer_id,
+        )
+        return sum(
+            (r["balance"] * data.usd_rates.get(r["currency"], Decimal(0)) for r in rows),
+            Decimal(0),
+        )
+
+    @activity.defn
+    async def record_gate_results(self, data: RecordGatesInput) -> None:
+        failed = [r.check_id for r in data.results if not r.passed]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                """INSERT INTO gate_result (deal_id, run_no, check_id, layer, passed, severity,
+                       owner_role, messages, evidence, rules_version)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   ON CONFLICT DO NOTHING""",
+                [
+                    (data.deal_id, data.run_no, r.check_id, r.layer.value, r.passed, r.severity,
+                     r.owner_role.value, r.messages, r.evidence, r.rules_version)
+                    for r in data.results
+                ],
+            )  # fmt: skip
+            await insert_audit_event(
+                conn,
+                AuditEvent(
+                    key=f"deal:{data.deal_id}:gates:{data.run_no}",
+                    actor=SYSTEM_ACTOR,
+                    action="gates.run",
+                    subject=f"deal:{data.deal_id}",
+                    after={"run": data.run_no, "checks": len(data.results), "failed": failed},
+                    rules_version=data.rules_version,
+                ),
+            )
+
+    @activity.defn
+    async def book_contract(self, data: BookContractInput) -> BookContractResult:
+        """Write the customer (first time only) and the contract; once per deal."""
+        deal, c = data.deal, data.deal.customer
+        async with self._pool.acquire() as conn, conn.transaction():
+            created = await conn.execute(
+                """INSERT INTO customer (customer_id, name, legal_entity, billing_contact,
+                       billing_address, tax_registration_number, payment_method)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+                c.customer_id, c.name, c.legal_entity, jsonable(c.billing_contact),
+                jsonable(c.billing_address), c.tax_registration_number, c.payment_method.value,
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO contract (contract_id, deal_id, customer_id, currency, tcv, arr,
+                       tcv_usd, arr_usd, start_date, end_date, billing_frequency,
+                       recognition_type, deal, rules_version)
+                   VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   ON CONFLICT DO NOTHING""",
+                deal.deal_id, c.customer_id, deal.currency, deal.tcv().amount, deal.arr().amount,
+                deal.tcv().amount * data.usd_rate, deal.arr().amount * data.usd_rate,
+                deal.start_date, deal.end_date, deal.billing_frequency.value,
+                deal.recognition_type.value, jsonable(deal), data.rules_version,
+            )  # fmt: skip
+            await insert_audit_event(
+                conn,
+                AuditEvent(
+                    key=f"deal:{deal.deal_id}:contract.booked",
+                    actor=SYSTEM_ACTOR,
+                    action="contract.booked",
+                    subject=f"deal:{deal.deal_id}",
+                    after={"contract_id": deal.deal_id, "customer_id": c.customer_id,
+                           "tcv": str(deal.tcv()), "arr": str(deal.arr())},
+                    rules_version=data.rules_version,
+                ),
+            )  # fmt: skip
+        return BookContractResult(contract_id=deal.deal_id, customer_created=created.endswith("1"))
+
+    @activity.defn
+    async def record_case(self, data: CaseRecordInput) -> None:
+        """Keep the operators' list of cases in step with the case workflow."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO exception_case (case_id, subject, check_id, owner_role, status,
+                       messages, rules_version, resolution)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
+                       owner_role = EXCLUDED.owner_role, resolution = EXCLUDED.resolution,
+                       resolved_at = CASE WHEN EXCLUDED.status = 'open' THEN NULL ELSE now() END,
+                       opened_at = CASE WHEN EXCLUDED.status = 'open' AND
+                           exception_case.status <> 'open' THEN now()
+                           ELSE exception_case.opened_at END""",
+                data.case_id, data.subject, data.check_id, data.owner_role, data.status,
+                data.messages, data.rules_version, data.resolution,
+            )  # fmt: skip
+            await insert_audit_event(
+                conn,
+                AuditEvent(
+                    key=f"{data.case_id}:{activity.info().workflow_run_id}:{data.status}",
+                    actor=str((data.resolution or {}).get("actor", SYSTEM_ACTOR)),
+                    action=f"case.{data.status}",
+                    subject=data.subject,
+                    after={"case_id": data.case_id, "check_id": data.check_id,
+                           "owner_role": data.owner_role, "resolution": data.resolution},
+                    reason_code=(data.resolution or {}).get("reason_code"),  # type: ignore[arg-type]
+                    rules_version=data.rules_version,
+                ),
+            )  # fmt: skip

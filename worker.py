@@ -1,0 +1,112 @@
+"""The worker: every workflow and activity of the product on one task queue.
+
+`python worker.py` (or `revops worker`) runs it against the settings' Temporal and
+PostgreSQL; `revops up` runs it inside the embedded stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+
+import asyncpg
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.crm import CrmActivities, HubSpotCrm
+from activities.db import create_pool
+from activities.invoicing import InvoicingActivities
+from activities.ledger import LedgerActivities
+from activities.records import RecordsActivities
+from starter.settings import Settings, get_settings
+from workflows.deal import DealWorkflow
+from workflows.exception_case import ExceptionCaseWorkflow
+
+WORKFLOWS: Sequence[type] = (DealWorkflow, ExceptionCaseWorkflow)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON logs; workflow and run ids are bound by the callers, never personal data."""
+    logging.basicConfig(level=level, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+    )
+
+
+async def connect_client(settings: Settings) -> Client:
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        settings.effective_temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=[TracingInterceptor()],
+        api_key=api_key,
+        tls=settings.temporal_tls or api_key is not None,
+    )
+
+
+def hubspot_client(settings: Settings) -> httpx.AsyncClient:
+    token = settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
+    return httpx.AsyncClient(
+        base_url=settings.hubspot_api_base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(10.0),
+    )
+
+
+def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[object]:
+    records = RecordsActivities(pool)
+    invoicing = InvoicingActivities(pool)
+    ledger = LedgerActivities(pool)
+    crm = CrmActivities(HubSpotCrm(http))
+    return [
+        records.load_customer_standing,
+        records.record_gate_results,
+        records.book_contract,
+        records.record_case,
+        invoicing.issue_invoice,
+        ledger.post_recognition,
+        crm.read_crm_deal,
+    ]
+
+
+def build_worker(
+    client: Client, pool: asyncpg.Pool, http: httpx.AsyncClient, task_queue: str
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activity_list(pool, http),
+        max_concurrent_activities=50,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or forever), then drain and close the pool."""
+    async with AsyncExitStack() as stack:
+        client = await connect_client(settings)
+        pool = await create_pool(settings.effective_database_url, max_size=20)
+        stack.push_async_callback(pool.close)
+        http = await stack.enter_async_context(hubspot_client(settings))
+        worker = build_worker(client, pool, http, settings.task_queue)
+        structlog.get_logger().info("worker.started", task_queue=settings.task_queue)
+        async with worker:
+            await (stop.wait() if stop else asyncio.Future())
+
+
+if __name__ == "__main__":
+    configure_logging(get_settings().log_level)
+    asyncio.run(run_worker(get_settings()))

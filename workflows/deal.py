@@ -1,0 +1,248 @@
+"""The revenue-event workflow of one closed-won deal (`deal-<crm id>`).
+
+Runbook: read the deal (from the CRM when it came by webhook) → QA gates, with an
+exception case per failed check until every check passes or is accepted → book customer
+and contract → first invoice → recognition schedule and initial journal entries → outcome.
+
+Queries: `state` (a `DealState`). The human work happens on the child case workflows
+(`case-deal-<id>-<check>`): resolve them, and this workflow moves on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.crm import CrmActivities, ReadCrmDealInput
+    from activities.invoicing import IssueInvoiceInput, InvoicingActivities
+    from activities.ledger import LedgerActivities, PostRecognitionInput
+    from activities.records import BookContractInput, LoadStandingInput, RecordGatesInput, RecordsActivities
+    from models.billing import first_invoice
+    from models.case import CaseInput, CaseOutcome, ResolutionAction
+    from models.customer import CustomerStanding
+    from models.deal import DealSubmission
+    from models.deal_flow import DealInput, DealOutcome, DealStage, DealState, OpenCase
+    from models.invoice import draft_invoice
+    from models.qa import GateResult, run_gates
+    from models.recognition import build_schedule
+    from workflows import search_attributes as sa
+    from workflows.exception_case import ExceptionCaseWorkflow
+
+STEP_TIMEOUT = timedelta(seconds=30)
+STEP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn
+class DealWorkflow:
+    @workflow.init
+    def __init__(self, data: DealInput) -> None:
+        self._rules = data.rules
+        deal_id = data.deal.deal_id if data.deal else str(data.crm_deal_id)
+        self._state = DealState(
+            deal_id=deal_id, stage=DealStage.QA, source=data.source, deal=data.deal,
+            rules_version=data.rules.version, started_at=workflow.now(),
+        )  # fmt: skip
+        self._cases: dict[str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]] = {}
+
+    @workflow.run
+    async def run(self, data: DealInput) -> DealOutcome:
+        deal = data.deal or await self._read_from_crm(str(data.crm_deal_id))
+        standing = await self._load_standing(deal)
+        if not await self._pass_gates(standing):
+            return self._finish(DealStage.REJECTED, "rejected at QA")
+        deal = self._deal
+        await self._book_contract(deal)
+        await self._issue_first_invoice(deal)
+        await self._recognise(deal)
+        return self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
+
+    @workflow.query
+    def state(self) -> DealState:
+        return self._state
+
+    @property
+    def _deal(self) -> DealSubmission:
+        assert self._state.deal is not None
+        return self._state.deal
+
+    # --- steps ------------------------------------------------------------------------------
+
+    async def _read_from_crm(self, crm_deal_id: str) -> DealSubmission:
+        self._set_stage(DealStage.READING_CRM)
+        result = await workflow.execute_activity_method(
+            CrmActivities.read_crm_deal, ReadCrmDealInput(crm_deal_id=crm_deal_id),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary="read the deal, company, contact and line items from HubSpot",
+        )  # fmt: skip
+        if result.deal is None:
+            raise ApplicationError(
+                f"deal {crm_deal_id} in the CRM is not valid: " + "; ".join(result.errors),
+                type="InvalidDealData", non_retryable=True,
+            )  # fmt: skip
+        self._state.deal = result.deal
+        return result.deal
+
+    async def _load_standing(self, deal: DealSubmission) -> CustomerStanding:
+        self._set_stage(DealStage.QA)
+        return await workflow.execute_activity_method(
+            RecordsActivities.load_customer_standing,
+            LoadStandingInput(customer_id=deal.customer.customer_id, exclude_deal_id=deal.deal_id,
+                              usd_rates=self._rules.credit.usd_rates),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary="read the customer's credit standing",
+        )  # fmt: skip
+
+    async def _pass_gates(self, standing: CustomerStanding) -> bool:
+        """Run the gates until every check passes or is accepted; False when rejected."""
+        while True:
+            failing = await self._run_gates(standing)
+            await self._sync_cases(failing)
+            if not failing:
+                return True
+            self._set_stage(DealStage.AWAITING_RESOLUTION)
+            outcome = await self._next_case_outcome()
+            if not await self._apply(outcome):
+                return False
+            self._set_stage(DealStage.QA)
+
+    async def _run_gates(self, standing: CustomerStanding) -> dict[str, GateResult]:
+        self._state.gate_runs += 1
+        results = run_gates(self._deal, standing, self._rules)
+        self._state.gates = results
+        await workflow.execute_activity_method(
+            RecordsActivities.record_gate_results,
+            RecordGatesInput(deal_id=self._state.deal_id, run_no=self._state.gate_runs,
+                             results=results, rules_version=self._rules.version),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary=f"store QA gate results (run {self._state.gate_runs})",
+        )  # fmt: skip
+        accepted = set(self._state.accepted_checks)
+        return {r.check_id: r for r in results if not r.passed and r.check_id not in accepted}
+
+    async def _sync_cases(self, failing: dict[str, GateResult]) -> None:
+        """Withdraw cases whose check now passes; open one for each new failure."""
+        for check_id in [c for c in self._cases if c not in failing]:
+            await self._withdraw(check_id, "the check passes after an amendment")
+        for check_id, result in failing.items():
+            if check_id not in self._cases:
+                await self._open_case(result)
+        self._state.open_cases = [
+            OpenCase(case_id=h.id, check_id=c, owner_role=self._rules.owner_of(c))
+            for c, h in self._cases.items()
+        ]
+        self._publish()
+
+    async def _open_case(self, result: GateResult) -> None:
+        case_id = f"case-deal-{self._state.deal_id}-{result.check_id}"
+        self._cases[result.check_id] = await workflow.start_child_workflow(
+            ExceptionCaseWorkflow.run,
+            CaseInput(case_id=case_id, deal=self._deal, check_id=result.check_id,
+                      owner_role=result.owner_role, messages=result.messages,
+                      evidence=result.evidence, rules_version=self._rules.version,
+                      reason_codes=self._rules.reason_codes),
+            id=case_id, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=sa.case_attributes(result.owner_role.value, result.check_id),
+            static_summary=f"{result.check_id} failed on deal {self._state.deal_id}: "
+            f"waiting for {result.owner_role.value}",
+        )  # fmt: skip
+
+    async def _withdraw(self, check_id: str, reason: str) -> None:
+        handle = self._cases.pop(check_id)
+        await handle.signal(ExceptionCaseWorkflow.withdraw, reason)
+        await handle
+
+    async def _next_case_outcome(self) -> CaseOutcome:
+        handles = list(self._cases.values())
+        await workflow.wait(handles, return_when="FIRST_COMPLETED")
+        check_id = next(c for c, h in self._cases.items() if h.done())
+        outcome = self._cases.pop(check_id).result()
+        self._state.resolutions.append(outcome)
+        return outcome
+
+    async def _apply(self, outcome: CaseOutcome) -> bool:
+        """Take a resolution into the deal; False when the deal is rejected."""
+        action = outcome.resolution.action if outcome.resolution else None
+        if action is ResolutionAction.REJECT:
+            for check_id in list(self._cases):
+                await self._withdraw(check_id, "the deal was rejected")
+            self._state.open_cases = []
+            return False
+        if action in (ResolutionAction.APPROVE, ResolutionAction.OVERRIDE):
+            self._state.accepted_checks.append(outcome.check_id)
+        if outcome.amended_deal is not None:
+            self._state.deal = outcome.amended_deal
+            # Open cases carry the old deal; reopen them on the amended one.
+            for check_id in list(self._cases):
+                await self._withdraw(check_id, "the deal was amended; re-checking")
+        return True
+
+    async def _book_contract(self, deal: DealSubmission) -> None:
+        self._set_stage(DealStage.BOOKING)
+        await workflow.execute_activity_method(
+            RecordsActivities.book_contract,
+            BookContractInput(deal=deal, usd_rate=self._rules.credit.usd_rates.get(deal.currency, 0),
+                              rules_version=self._rules.version),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary="write customer and contract to the system of record",
+        )  # fmt: skip
+
+    async def _issue_first_invoice(self, deal: DealSubmission) -> None:
+        self._set_stage(DealStage.INVOICING)
+        event = first_invoice(deal)
+        if event is None:
+            self._state.billing_note = f"nothing billable at signing: billed on {deal.billing_frequency.value}"
+            return
+        draft = draft_invoice(deal, event, self._rules, issued_on=workflow.now().date())
+        result = await workflow.execute_activity_method(
+            InvoicingActivities.issue_invoice,
+            IssueInvoiceInput(draft=draft, idempotency_key=f"deal:{deal.deal_id}:first-invoice",
+                              rules_version=self._rules.version),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary=f"issue the first invoice ({draft.total})",
+        )  # fmt: skip
+        self._state.invoice = result.invoice
+        self._state.balances = result.balances
+        self._state.postings.append(result.entry)
+
+    async def _recognise(self, deal: DealSubmission) -> None:
+        self._set_stage(DealStage.RECOGNISING)
+        schedule = build_schedule(deal)
+        self._state.schedule = schedule
+        result = await workflow.execute_activity_method(
+            LedgerActivities.post_recognition,
+            PostRecognitionInput(schedule=schedule, as_of=workflow.now().date(),
+                                 rules_version=self._rules.version),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary="store the recognition schedule and post revenue earned to date",
+        )  # fmt: skip
+        self._state.balances = result.balances
+        if result.entry is not None:
+            self._state.postings.append(result.entry)
+
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    def _set_stage(self, stage: DealStage) -> None:
+        self._state.stage = stage
+        self._publish()
+
+    def _publish(self) -> None:
+        deal, owner = self._state.deal, self._state.owner_role()
+        updates = [sa.STAGE.value_set(self._state.stage.value), sa.OWNER_ROLE.value_set(owner.value if owner else "")]
+        if deal is not None:
+            updates += [sa.AMOUNT.value_set(float(deal.total_contract_value)), sa.CURRENCY.value_set(deal.currency)]
+        workflow.upsert_search_attributes(updates)
+
+    def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:
+        self._state.finished_at = workflow.now()
+        self._state.outcome = outcome
+        self._set_stage(stage)
+        b, inv = self._state.balances, self._state.invoice
+        return DealOutcome(
+            deal_id=self._state.deal_id, stage=stage, outcome=outcome,
+            invoice_number=inv.number if inv else None, invoice_total=inv.total if inv else None,
+            recognised=b.recognised if b else None, deferred_revenue=b.deferred_revenue if b else None,
+        )  # fmt: skip
