@@ -58,7 +58,9 @@ async def connect_client(settings: Settings) -> Client:
 
 
 def hubspot_client(settings: Settings) -> httpx.AsyncClient:
-    token = settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
+    token = (
+        settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
+    )
     return httpx.AsyncClient(
         base_url=settings.hubspot_api_base,
         headers={"Authorization": f"Bearer {token}"},

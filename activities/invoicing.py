@@ -55,10 +55,14 @@ class InvoicingActivities:
                 entry = await fetch_journal_entry(conn, f"invoice:{invoice.number}")
                 assert entry is not None, "an invoice is stored with its posting"
                 balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
-                return IssueInvoiceResult(invoice=invoice, entry=entry, issued_now=False, balances=balances)
+                return IssueInvoiceResult(
+                    invoice=invoice, entry=entry, issued_now=False, balances=balances
+                )
             invoice = await self._number(conn, data.draft)
             await self._store(conn, invoice, data.idempotency_key)
-            unbilled = await account_balance(conn, invoice.deal_id, Account.UNBILLED_RECEIVABLE, invoice.currency)
+            unbilled = await account_balance(
+                conn, invoice.deal_id, Account.UNBILLED_RECEIVABLE, invoice.currency
+            )
             entry = billing_entry(invoice, unbilled)
             await insert_journal_entry(conn, entry)
             await insert_audit_event(conn, AuditEvent(
@@ -68,7 +72,9 @@ class InvoicingActivities:
                        "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
                 rules_version=data.rules_version))  # fmt: skip
             balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
-            return IssueInvoiceResult(invoice=invoice, entry=entry, issued_now=True, balances=balances)
+            return IssueInvoiceResult(
+                invoice=invoice, entry=entry, issued_now=True, balances=balances
+            )
 
     async def _number(self, conn: asyncpg.Connection, draft: InvoiceDraft) -> Invoice:
         await conn.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from decimal import Decimal
 
 import asyncpg
 from pydantic import BaseModel
@@ -62,7 +61,9 @@ async def fetch_journal_entry(conn: asyncpg.Connection, key: str) -> JournalEntr
     )  # fmt: skip
 
 
-async def account_balance(conn: asyncpg.Connection, deal_id: str, account: Account, currency: str) -> Money:
+async def account_balance(
+    conn: asyncpg.Connection, deal_id: str, account: Account, currency: str
+) -> Money:
     """Debit-positive balance of one account for one deal."""
     value = await conn.fetchval(
         """SELECT coalesce(sum(l.debit - l.credit), 0) FROM journal_line l
@@ -96,7 +97,9 @@ async def deal_balances(conn: asyncpg.Connection, deal_id: str, currency: str) -
     return DealBalances(
         recognised=-revenue,
         deferred_revenue=-deferred,
-        unbilled_receivable=await account_balance(conn, deal_id, Account.UNBILLED_RECEIVABLE, currency),
+        unbilled_receivable=await account_balance(
+            conn, deal_id, Account.UNBILLED_RECEIVABLE, currency
+        ),
         receivable=await account_balance(conn, deal_id, Account.ACCOUNTS_RECEIVABLE, currency),
     )
 
@@ -121,12 +124,18 @@ class LedgerActivities:
             if entry is None:
                 await self._store_schedule(conn, schedule)
                 entry = await self._post_due(conn, data, key)
-            return PostRecognitionResult(entry=entry, balances=await deal_balances(conn, deal_id, currency))
+            return PostRecognitionResult(
+                entry=entry, balances=await deal_balances(conn, deal_id, currency)
+            )
 
-    async def _post_due(self, conn: asyncpg.Connection, data: PostRecognitionInput, key: str) -> JournalEntry | None:
+    async def _post_due(
+        self, conn: asyncpg.Connection, data: PostRecognitionInput, key: str
+    ) -> JournalEntry | None:
         deal_id, currency = data.schedule.deal_id, data.schedule.currency
         done = await self._recognised_by_line(conn, deal_id, currency)
-        delta = {k: v - done.get(k, Money.zero(currency)) for k, v in self._due_by_line(data).items()}
+        delta = {
+            k: v - done.get(k, Money.zero(currency)) for k, v in self._due_by_line(data).items()
+        }
         delta = {k: v for k, v in delta.items() if v.amount > 0}
         entry = recognition_entry(
             key=key, deal_id=deal_id, entry_date=data.as_of,
@@ -149,7 +158,9 @@ class LedgerActivities:
             due[e.line_id] = due[e.line_id] + e.amount
         return dict(due)
 
-    async def _recognised_by_line(self, conn: asyncpg.Connection, deal_id: str, currency: str) -> dict[str, Money]:
+    async def _recognised_by_line(
+        self, conn: asyncpg.Connection, deal_id: str, currency: str
+    ) -> dict[str, Money]:
         rows = await conn.fetch(
             """SELECT l.line_id, sum(l.credit - l.debit) AS amount FROM journal_line l
                JOIN journal_entry e ON e.id = l.entry_id
@@ -158,7 +169,9 @@ class LedgerActivities:
         )  # fmt: skip
         return {r["line_id"]: Money(amount=r["amount"], currency=currency) for r in rows}
 
-    async def _store_schedule(self, conn: asyncpg.Connection, schedule: RecognitionSchedule) -> None:
+    async def _store_schedule(
+        self, conn: asyncpg.Connection, schedule: RecognitionSchedule
+    ) -> None:
         await conn.executemany(
             """INSERT INTO recognition_schedule (deal_id, version, entry_no, line_id, period,
                    recognition_date, amount, currency, kind, milestone_id, requires_event)
@@ -167,5 +180,3 @@ class LedgerActivities:
               e.amount.currency, str(e.kind), e.milestone_id, e.requires_event)
              for n, e in enumerate(schedule.entries, start=1)],
         )  # fmt: skip
-
-

@@ -112,7 +112,9 @@ def _amendment_problems(deal: DealSubmission, amendments: dict[str, Any]) -> lis
     return []
 
 
-def resolution_problems(case: CaseState, deal: DealSubmission, reason_codes: dict[str, str], r: Resolution) -> list[str]:
+def resolution_problems(
+    case: CaseState, deal: DealSubmission, reason_codes: dict[str, str], r: Resolution
+) -> list[str]:
     """Why `r` cannot resolve `case` (empty when it can)."""
     problems: list[str] = []
     if case.status is not CaseStatus.OPEN:
@@ -122,12 +124,16 @@ def resolution_problems(case: CaseState, deal: DealSubmission, reason_codes: dic
             f"{r.actor} acts as {r.actor_role.value}; case {case.case_id} is owned by {case.owner_role.value}"
         )
     if r.reason_code not in reason_codes:
-        problems.append(f"reason_code {r.reason_code!r} is not one of: {', '.join(sorted(reason_codes))}")
+        problems.append(
+            f"reason_code {r.reason_code!r} is not one of: {', '.join(sorted(reason_codes))}"
+        )
     if r.action is ResolutionAction.AMEND:
         problems += _amendment_problems(deal, r.amendments)
     if r.action is ResolutionAction.OVERRIDE:
         if not r.approver:
             problems.append("override needs an approver")
         elif r.approver == r.actor:
-            problems.append(f"override approver must not be the requester ({r.actor}): segregation of duties")
+            problems.append(
+                f"override approver must not be the requester ({r.actor}): segregation of duties"
+            )
     return problems

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from models.money import CurrencyCode, Money, money_sum
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
 NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 
 
@@ -99,6 +101,11 @@ class Customer(BaseModel):
     billing_address: Address
     tax_registration_number: str | None = Field(default=None, description="VAT/GST number")
     payment_method: PaymentMethod = PaymentMethod.WIRE
+    approved_credit_limit: NonNegative | None = Field(
+        default=None,
+        description="Credit limit vp_finance approved for this customer, in the deal currency; "
+        "without one the credit policy's default for the customer's category applies",
+    )
 
 
 class Milestone(BaseModel):
@@ -176,6 +183,9 @@ class DealSubmission(BaseModel):
         default=None, description="Issuing entity code; defaults by currency from the rules"
     )
     closed_won_date: date | None = None
+    deposit_received: bool = Field(
+        default=False, description="A deposit was taken (the credit policy asks for one)"
+    )
 
     def tcv(self) -> Money:
         return Money(amount=self.total_contract_value, currency=self.currency)

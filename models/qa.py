@@ -14,8 +14,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.billing import billing_plan
 from models.customer import CustomerStanding, credit_category
-from models.deal import DealSubmission, ProductType, RecognitionType
+from models.deal import DealSubmission, PaymentTerms, ProductType, RecognitionType
 from models.money import ISO_4217_CODES, Money, money_sum
 from models.rules import Role, RuleSet
 from models.terms import recurring_total, term_years
@@ -197,19 +198,25 @@ def check_discount_tolerance(ctx: GateContext) -> list[Violation]:
     return out
 
 
-def annual_exposure_usd(ctx: GateContext) -> Decimal | None:
-    """Credit exposure of the order: one year of its value, plus what the customer owes."""
-    years = term_years(ctx.deal)
-    tcv_usd = ctx.usd(ctx.deal.tcv())
-    if tcv_usd is None:
-        return None
-    yearly = tcv_usd if years <= 1 else tcv_usd / years
-    return yearly + ctx.standing.open_receivables_usd
+def credit_exposure_usd(ctx: GateContext) -> Decimal | None:
+    """Credit the order extends: what the customer owes already plus its largest invoice
+    (on net terms about one invoice is unpaid at a time). Upfront terms extend none."""
+    if ctx.deal.payment_terms is PaymentTerms.UPFRONT:
+        return ctx.standing.open_receivables_usd
+    invoices = [event.total() for event in billing_plan(ctx.deal)]
+    largest = max(invoices, key=lambda m: m.amount, default=ctx.deal.tcv())
+    largest_usd = ctx.usd(largest)
+    return None if largest_usd is None else largest_usd + ctx.standing.open_receivables_usd
 
 
 def check_credit_limit(ctx: GateContext) -> list[Violation]:
     name, _, limit, _ = _category_name(ctx)
-    exposure = annual_exposure_usd(ctx)
+    approved = ctx.deal.customer.approved_credit_limit
+    if approved is not None:
+        approved_usd = ctx.usd(Money(amount=approved, currency=ctx.deal.currency))
+        if approved_usd is not None:
+            name, limit = "approved customer", approved_usd
+    exposure = credit_exposure_usd(ctx)
     if exposure is None:
         return _v(f"No USD rate for {ctx.deal.currency} to check the credit limit",
                   currency=ctx.deal.currency)  # fmt: skip
@@ -231,7 +238,7 @@ def check_deposit_required(ctx: GateContext) -> list[Violation]:
     tcv_usd = ctx.usd(ctx.deal.tcv())
     if over is None or tcv_usd is None or tcv_usd <= over:
         return []
-    if ctx.deal.payment_terms.value == "upfront":
+    if ctx.deal.payment_terms is PaymentTerms.UPFRONT or ctx.deal.deposit_received:
         return []
     return _v(f"{name}: order {tcv_usd:,.2f} USD above {over:,.2f} USD needs a deposit "
               f"or upfront terms, deal has {ctx.deal.payment_terms.value}",

@@ -18,9 +18,14 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CrmActivities, ReadCrmDealInput
-    from activities.invoicing import IssueInvoiceInput, InvoicingActivities
+    from activities.invoicing import InvoicingActivities, IssueInvoiceInput
     from activities.ledger import LedgerActivities, PostRecognitionInput
-    from activities.records import BookContractInput, LoadStandingInput, RecordGatesInput, RecordsActivities
+    from activities.records import (
+        BookContractInput,
+        LoadStandingInput,
+        RecordGatesInput,
+        RecordsActivities,
+    )
     from models.billing import first_invoice
     from models.case import CaseInput, CaseOutcome, ResolutionAction
     from models.customer import CustomerStanding
@@ -46,7 +51,9 @@ class DealWorkflow:
             deal_id=deal_id, stage=DealStage.QA, source=data.source, deal=data.deal,
             rules_version=data.rules.version, started_at=workflow.now(),
         )  # fmt: skip
-        self._cases: dict[str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]] = {}
+        self._cases: dict[
+            str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]
+        ] = {}
 
     @workflow.run
     async def run(self, data: DealInput) -> DealOutcome:
@@ -194,7 +201,9 @@ class DealWorkflow:
         self._set_stage(DealStage.INVOICING)
         event = first_invoice(deal)
         if event is None:
-            self._state.billing_note = f"nothing billable at signing: billed on {deal.billing_frequency.value}"
+            self._state.billing_note = (
+                f"nothing billable at signing: billed on {deal.billing_frequency.value}"
+            )
             return
         draft = draft_invoice(deal, event, self._rules, issued_on=workflow.now().date())
         result = await workflow.execute_activity_method(
@@ -231,9 +240,15 @@ class DealWorkflow:
 
     def _publish(self) -> None:
         deal, owner = self._state.deal, self._state.owner_role()
-        updates = [sa.STAGE.value_set(self._state.stage.value), sa.OWNER_ROLE.value_set(owner.value if owner else "")]
+        updates = [
+            sa.STAGE.value_set(self._state.stage.value),
+            sa.OWNER_ROLE.value_set(owner.value if owner else ""),
+        ]
         if deal is not None:
-            updates += [sa.AMOUNT.value_set(float(deal.total_contract_value)), sa.CURRENCY.value_set(deal.currency)]
+            updates += [
+                sa.AMOUNT.value_set(float(deal.total_contract_value)),
+                sa.CURRENCY.value_set(deal.currency),
+            ]
         workflow.upsert_search_attributes(updates)
 
     def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:

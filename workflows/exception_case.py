@@ -80,7 +80,12 @@ class ExceptionCaseWorkflow:
         problems = self._problems(resolution)
         if problems:
             self._state.refusals.append(
-                Refusal(at=workflow.now(), actor=resolution.actor, action=resolution.action.value, why=problems)
+                Refusal(
+                    at=workflow.now(),
+                    actor=resolution.actor,
+                    action=resolution.action.value,
+                    why=problems,
+                )
             )
             return
         self._apply(resolution)
@@ -93,7 +98,9 @@ class ExceptionCaseWorkflow:
             self._state.resolved_at = workflow.now()
 
     def _problems(self, resolution: Resolution) -> list[str]:
-        return resolution_problems(self._state, self._input.deal, self._input.reason_codes, resolution)
+        return resolution_problems(
+            self._state, self._input.deal, self._input.reason_codes, resolution
+        )
 
     def _apply(self, resolution: Resolution) -> None:
         self._state.resolution = resolution

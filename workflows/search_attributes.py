@@ -1,5 +1,7 @@
 """Typed search attributes: what the Temporal Web UI can filter on. No personal data here."""
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 STAGE = SearchAttributeKey.for_keyword("RevopsStage")
@@ -10,7 +12,15 @@ CASE_STATUS = SearchAttributeKey.for_keyword("RevopsCaseStatus")
 CHECK_ID = SearchAttributeKey.for_keyword("RevopsCheckId")
 SLA_DEADLINE = SearchAttributeKey.for_datetime("RevopsSlaDeadline")
 
-ALL = [STAGE, OWNER_ROLE, AMOUNT, CURRENCY, CASE_STATUS, CHECK_ID, SLA_DEADLINE]
+ALL: list[SearchAttributeKey[Any]] = [
+    STAGE,
+    OWNER_ROLE,
+    AMOUNT,
+    CURRENCY,
+    CASE_STATUS,
+    CHECK_ID,
+    SLA_DEADLINE,
+]
 
 # `temporal server start-dev --search-attribute NAME=TYPE` spelling of each key.
 _CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "DATETIME": "Datetime", "TEXT": "Text"}

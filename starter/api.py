@@ -1,0 +1,202 @@
+"""The HTTP API (FastAPI): deal intake, the HubSpot webhook, deal status, case resolution.
+
+Routes only translate: authenticate, parse, call intake or Temporal, map errors to codes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from models.case import Resolution, ResolutionAction
+from models.rules import RuleSet
+from models.validation import describe_validation_error
+from starter.api_keys import ApiPrincipal, authenticate
+from starter.hubspot_signature import (
+    WebhookAuthError,
+    hubspot_request_uri,
+    parse_hubspot_events,
+    verify_hubspot_v3,
+)
+from starter.intake import Intake, parse_json_text
+from starter.settings import Settings
+from starter.status_view import deal_status_view
+from workflows.deal import DealWorkflow
+from workflows.exception_case import ExceptionCaseWorkflow
+
+CLOSED_WON_STAGES = frozenset({"closedwon"})
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    client: Client
+    rules: RuleSet
+
+    @property
+    def intake(self) -> Intake:
+        return Intake(self.pool, self.client, self.rules, self.settings.task_queue)
+
+
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+
+
+async def _principal(
+    ctx: Context,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> ApiPrincipal:
+    presented = x_api_key or (authorization or "").removeprefix("Bearer ").strip() or None
+    try:
+        principal = await authenticate(ctx.pool, presented)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise HTTPException(503, "database unavailable; retry later") from exc
+    if principal is None:
+        raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)")
+    return principal
+
+
+Principal = Annotated[ApiPrincipal, Depends(_principal)]
+
+
+class CaseResolutionBody(BaseModel):
+    """A resolution as an API caller sends it; the actor and role come from the API key."""
+
+    action: ResolutionAction
+    reason_code: str
+    note: str = ""
+    amendments: dict[str, Any] = {}
+    approver: str | None = None
+
+
+def create_app(ctx: ApiContext | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app; pass `ctx` to reuse connections (tests, the embedded stack)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ctx is not None:
+            app.state.ctx = ctx
+            yield
+            return
+        from activities.db import create_pool
+        from starter.rules_loader import load_rules
+        from worker import connect_client
+
+        assert settings is not None
+        pool = await create_pool(settings.effective_database_url)
+        app.state.ctx = ApiContext(
+            settings, pool, await connect_client(settings), load_rules(settings.rules_dir)
+        )
+        yield
+        await pool.close()
+
+    app = FastAPI(title="revops", version="0.1.0", lifespan=lifespan,
+                  description="Revenue operations on Temporal: deal intake, status and cases.")  # fmt: skip
+    _routes(app)
+    return app
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/health")
+    async def health(ctx: Context) -> dict[str, str]:
+        await ctx.pool.fetchval("SELECT 1")
+        return {"status": "ok"}
+
+    @app.post("/deals", status_code=202)
+    async def submit_deal(request: Request, ctx: Context, who: Principal) -> JSONResponse:
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        payload, problems = parse_json_text(raw)
+        try:
+            if problems:
+                result = await ctx.intake.submit_invalid("api", raw, "application/json", problems)
+            else:
+                result = await ctx.intake.submit_deal("api", payload, raw, submitted_by=who.name)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise HTTPException(503, "database unavailable: nothing was stored; retry") from exc
+        code = 422 if result.problems else (202 if result.started else 200)
+        return JSONResponse(result.as_json(), status_code=code)
+
+    @app.post("/webhooks/hubspot")
+    async def hubspot_webhook(request: Request, ctx: Context) -> dict[str, Any]:
+        body = await request.body()
+        _verify_hubspot(request, ctx.settings, body)
+        try:
+            events = parse_hubspot_events(body)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        started = []
+        for event in events:
+            if event.property_name == "dealstage" and event.property_value in CLOSED_WON_STAGES:
+                raw = json.dumps(event.model_dump(by_alias=True))
+                result = await ctx.intake.submit_crm_event(
+                    "hubspot",
+                    str(event.event_id),
+                    str(event.object_id),
+                    raw,
+                    submitted_by="hubspot",
+                )
+                started.append(result.as_json())
+        return {"received": len(events), "deals": started}
+
+    @app.get("/deals/{deal_id}")
+    async def deal_status(deal_id: str, ctx: Context, who: Principal) -> dict[str, Any]:
+        del who
+        handle = ctx.client.get_workflow_handle_for(DealWorkflow.run, f"deal-{deal_id}")
+        try:
+            state = await handle.query(DealWorkflow.state)
+        except RPCError as exc:
+            raise HTTPException(404, f"no workflow deal-{deal_id}") from exc
+        return deal_status_view(state)
+
+    @app.post("/cases/{case_id}/resolve")
+    async def resolve_case(
+        case_id: str, body: CaseResolutionBody, ctx: Context, who: Principal
+    ) -> dict[str, Any]:
+        try:
+            resolution = Resolution(actor=who.name, actor_role=who.role, **body.model_dump())
+        except ValidationError as exc:
+            raise HTTPException(422, describe_validation_error(exc)) from exc
+        handle = ctx.client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id)
+        try:
+            state = await handle.execute_update(ExceptionCaseWorkflow.resolve, resolution)
+        except WorkflowUpdateFailedError as exc:
+            raise HTTPException(409, f"refused: {exc.cause}") from exc
+        except RPCError as exc:
+            raise HTTPException(404, f"no open case {case_id}: {exc.message}") from exc
+        return state.model_dump(mode="json")
+
+
+def _verify_hubspot(request: Request, settings: Settings, body: bytes) -> None:
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.hubspot_client_secret, settings.hubspot_client_secret_previous)
+        if s
+    ]
+    base = settings.public_base_url or f"{request.url.scheme}://{request.url.netloc}"
+    uri = hubspot_request_uri(base, request.url.path, request.url.query)
+    try:
+        verify_hubspot_v3(
+            secrets=secrets, method=request.method, uri=uri, body=body,
+            timestamp_header=request.headers.get("x-hubspot-request-timestamp"),
+            signature_header=request.headers.get("x-hubspot-signature-v3"),
+            now_ms=int(time.time() * 1000),
+        )  # fmt: skip
+    except WebhookAuthError as exc:
+        raise HTTPException(401, f"webhook refused: {exc.reason}") from exc

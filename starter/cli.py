@@ -1,0 +1,222 @@
+"""The `revops` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from models.rules import Role
+from models.validation import problem_lines
+from starter.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Revenue operations on Temporal.", no_args_is_help=True, add_completion=False
+)
+deal_app = typer.Typer(help="Submit deals and see where they stand.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
+rules_app = typer.Typer(help="The rules in rules/.", no_args_is_help=True)
+app.add_typer(deal_app, name="deal")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(rules_app, name="rules")
+console = Console()
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _print_urls(services: Any) -> None:
+    console.print(f"Temporal Web UI  {services.ui_url}")
+    console.print(f"Temporal gRPC    {services.settings.effective_temporal_address}")
+    if services.api_url:
+        console.print(
+            f"HTTP API         {services.api_url}  (OpenAPI docs: {services.api_url}/docs)"
+        )
+    console.print(f"Database         {services.settings.effective_database_url}")
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack, the worker and the HTTP API; Ctrl-C stops everything."""
+    from starter.services import running_services
+
+    async def run() -> None:
+        async with running_services(get_settings()) as services:
+            _print_urls(services)
+            console.print("Running. Ctrl-C stops the worker, the API and the stack.")
+            await _until_interrupted()
+        console.print("Stopped.")
+
+    asyncio.run(run())
+
+
+@app.command()
+def demo() -> None:
+    """Run the sample book of deals through the product and print where each stands."""
+    from starter.demo import outcome_table, submit_book, wait_for_outcomes
+    from starter.services import running_services
+
+    async def run() -> None:
+        async with running_services(get_settings()) as services:
+            _print_urls(services)
+            ids = await submit_book(services, console)
+            states = await wait_for_outcomes(services.client, ids, console)
+            console.print(outcome_table(states))
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                console.print(f"Look around: Web UI {services.ui_url}, API {services.api_url}/docs. "
+                              "Ctrl-C stops the stack.")  # fmt: skip
+                await _until_interrupted()
+
+    asyncio.run(run())
+
+
+@app.command()
+def worker() -> None:
+    """Run only the worker against the configured Temporal and PostgreSQL."""
+    from worker import configure_logging, run_worker
+
+    configure_logging(get_settings().log_level)
+    asyncio.run(run_worker(get_settings()))
+
+
+@asynccontextmanager
+async def _connected(settings: Settings) -> AsyncIterator[Any]:
+    """Pool, client and rules for one command against a running stack or production."""
+    from activities.db import create_pool
+    from starter.rules_loader import load_rules
+    from worker import connect_client
+
+    pool = await create_pool(settings.effective_database_url, max_size=4)
+    try:
+        yield pool, await connect_client(settings), load_rules(settings.rules_dir)
+    finally:
+        await pool.close()
+
+
+def _run(command: Callable[[], Awaitable[int]]) -> None:
+    try:
+        code = asyncio.run(command())
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[red]cannot reach Temporal or PostgreSQL ({exc}); is `revops up` running?")
+        code = 2
+    raise typer.Exit(code)
+
+
+@deal_app.command("submit")
+def deal_submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON or CSV")],
+) -> None:
+    """Submit the deals in FILE (a JSON deal, a JSON list of deals, or the CSV layout)."""
+    from starter.file_intake import submit_file
+
+    async def run() -> int:
+        settings = get_settings()
+        async with _connected(settings) as (pool, client, rules):
+            results = await submit_file(file, pool, client, rules, settings.task_queue)
+        for r in results:
+            colour = "red" if r.problems else "green"
+            console.print(
+                f"[{colour}]{r.deal_id or '(no deal id)'}[/]: {r.message} (inbox #{r.inbox_id})"
+            )
+        return 1 if any(r.problems for r in results) else 0
+
+    _run(run)
+
+
+@deal_app.command("status")
+def deal_status(deal_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Where a deal stands: stage, gates, open case, invoice, recognition, postings."""
+    from starter.demo import query_state
+    from starter.status_view import deal_status_view
+
+    async def run() -> int:
+        settings = get_settings()
+        async with _connected(settings) as (_pool, client, _rules):
+            state = await query_state(client, deal_id)
+        if state is None:
+            console.print(f"[red]no workflow deal-{deal_id}")
+            return 1
+        view = deal_status_view(state)
+        console.print_json(json.dumps(view)) if as_json else _print_status(view)
+        return 0
+
+    _run(run)
+
+
+def _print_status(view: dict[str, Any]) -> None:
+    console.print(f"[bold]deal {view['deal_id']}[/] ({view['customer']}): {view['stage']}")
+    console.print(f"  TCV {view['tcv']}, ARR {view['arr']}; rules {view['rules_version']}")
+    for failed in view["gates"]["failed"]:
+        console.print(
+            f"  failed {failed['check_id']} → {failed['owner_role']}: {'; '.join(failed['messages'])}"
+        )
+    for case in view["open_cases"]:
+        console.print(f"  open case {case['case_id']} owned by {case['owner_role']}")
+    if view["invoice"]:
+        inv = view["invoice"]
+        console.print(
+            f"  invoice {inv['number']} {inv['total']} due {inv['due_date']} (PO {inv['po_number'] or '-'})"
+        )
+    elif view["billing_note"]:
+        console.print(f"  {view['billing_note']}")
+    if view["recognition"]:
+        rec = view["recognition"]
+        console.print(
+            f"  recognised {rec['recognised']}, deferred {rec['deferred_revenue']}, unbilled {rec['unbilled_receivable']}"
+        )
+    for posting in view["postings"]:
+        console.print(f"  posted {posting['key']}: {posting['description']}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who the key acts as (becomes the actor)")],
+    role: Annotated[Role, typer.Option(help="The role the key acts in")],
+) -> None:
+    """Create an API key; it is shown once and stored only as a hash."""
+    from starter.api_keys import create_api_key
+
+    async def run() -> int:
+        settings = get_settings()
+        async with _connected(settings) as (pool, _client, _rules):
+            key = await create_api_key(pool, name, role)
+        console.print(f"API key for {name} ({role.value}); store it now, it is not shown again:")
+        print(key)
+        return 0
+
+    _run(run)
+
+
+@rules_app.command("check")
+def rules_check(directory: Annotated[Path | None, typer.Option("--rules")] = None) -> None:
+    """Validate the rules and print the effective routing table."""
+    from starter.rules_loader import RulesError, load_rules
+
+    try:
+        rules = load_rules(directory or get_settings().rules_dir)
+    except RulesError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    console.print(f"rules version {rules.version}: valid")
+    for check_id, route in sorted(rules.routes.items()):
+        console.print(f"  {check_id:40} → {route.owner_role.value} ({route.severity})")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "problem_lines"]

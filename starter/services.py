@@ -1,0 +1,85 @@
+"""Everything the product runs, in one process: the embedded stack (or production
+endpoints), migrations, the worker and the HTTP API. `revops up` and `revops demo` use it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
+
+import asyncpg
+import uvicorn
+from temporalio.client import Client
+
+from activities.db import create_pool
+from models.rules import RuleSet
+from starter.api import ApiContext, create_app
+from starter.database import migrate_async
+from starter.rules_loader import load_rules
+from starter.settings import Settings
+from starter.stack import EmbeddedStack, StackInfo
+from worker import build_worker, connect_client, hubspot_client
+
+
+@dataclass
+class Services:
+    settings: Settings
+    stack: StackInfo
+    pool: asyncpg.Pool
+    client: Client
+    rules: RuleSet
+    api_url: str | None
+
+    @property
+    def ui_url(self) -> str:
+        return self.stack.temporal_ui_url or "(your Temporal cluster's UI)"
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+@asynccontextmanager
+async def running_services(settings: Settings, *, with_api: bool = True) -> AsyncIterator[Services]:
+    """Start what is not running yet and stop, on exit, exactly what was started here."""
+    stack = EmbeddedStack(settings)
+    info = await asyncio.to_thread(stack.start)
+    async with AsyncExitStack() as exits:
+        exits.push_callback(stack.stop)
+        live = settings.model_copy(
+            update={"temporal_address": info.temporal_address, "database_url": info.database_url}
+        )
+        await migrate_async(live.database_url or "")
+        pool = await create_pool(live.effective_database_url, max_size=20)
+        exits.push_async_callback(pool.close)
+        client = await connect_client(live)
+        rules = load_rules(live.rules_dir)
+        http = await exits.enter_async_context(hubspot_client(live))
+        await exits.enter_async_context(build_worker(client, pool, http, live.task_queue))
+        api_url = None
+        if with_api and port_free(live.api_host, live.api_port):
+            await _serve_api(exits, ApiContext(live, pool, client, rules), live)
+            api_url = f"http://{live.api_host}:{live.api_port}"
+        yield Services(live, info, pool, client, rules, api_url)
+
+
+async def _serve_api(exits: AsyncExitStack, ctx: ApiContext, settings: Settings) -> None:
+    config = uvicorn.Config(create_app(ctx), host=settings.api_host, port=settings.api_port,
+                            log_level="warning", lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+
+    async def stop() -> None:
+        server.should_exit = True
+        with suppress(asyncio.CancelledError):
+            await task
+
+    exits.push_async_callback(stop)
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if task.done():
+        task.result()

@@ -1,0 +1,1 @@
+"""In-memory fakes of outside systems, served over real HTTP for tests."""

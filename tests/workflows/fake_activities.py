@@ -1,0 +1,116 @@
+"""In-memory stand-ins for the outside systems, registered under the real activity names.
+
+They keep what a workflow test asserts on (invoices, entries, cases) and compute amounts
+with the same pure rules as the real activities.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from temporalio import activity
+
+from activities.crm import ReadCrmDealInput, ReadCrmDealResult
+from activities.invoicing import IssueInvoiceInput, IssueInvoiceResult
+from activities.ledger import PostRecognitionInput, PostRecognitionResult
+from activities.records import (
+    BookContractInput,
+    BookContractResult,
+    CaseRecordInput,
+    LoadStandingInput,
+    RecordGatesInput,
+)
+from models.customer import CustomerStanding
+from models.deal import DealSubmission
+from models.deal_flow import DealBalances
+from models.invoice import Invoice, invoice_number
+from models.ledger import Account, JournalEntry, account_balances, billing_entry, recognition_entry
+
+
+class FakeSystems:
+    def __init__(self) -> None:
+        self.standings: dict[str, CustomerStanding] = {}
+        self.crm_deals: dict[str, DealSubmission] = {}
+        self.gate_runs: list[RecordGatesInput] = []
+        self.contracts: dict[str, BookContractInput] = {}
+        self.cases: list[CaseRecordInput] = []
+        self.invoices: dict[str, Invoice] = {}
+        self.entries: dict[str, JournalEntry] = {}
+        self.sequences: dict[str, int] = defaultdict(int)
+        self.crm_failures = 0
+
+    def balances(self, deal_id: str, currency: str) -> DealBalances:
+        mine = [e for e in self.entries.values() if e.deal_id == deal_id]
+        b = account_balances(mine, currency)
+        return DealBalances(
+            recognised=-b[Account.REVENUE], deferred_revenue=-b[Account.DEFERRED_REVENUE],
+            unbilled_receivable=b[Account.UNBILLED_RECEIVABLE], receivable=b[Account.ACCOUNTS_RECEIVABLE],
+        )  # fmt: skip
+
+    @activity.defn(name="load_customer_standing")
+    async def load_customer_standing(self, data: LoadStandingInput) -> CustomerStanding:
+        return self.standings.get(data.customer_id, CustomerStanding.new(data.customer_id))
+
+    @activity.defn(name="record_gate_results")
+    async def record_gate_results(self, data: RecordGatesInput) -> None:
+        self.gate_runs.append(data)
+
+    @activity.defn(name="book_contract")
+    async def book_contract(self, data: BookContractInput) -> BookContractResult:
+        self.contracts[data.deal.deal_id] = data
+        return BookContractResult(contract_id=data.deal.deal_id, customer_created=True)
+
+    @activity.defn(name="record_case")
+    async def record_case(self, data: CaseRecordInput) -> None:
+        self.cases.append(data)
+
+    @activity.defn(name="issue_invoice")
+    async def issue_invoice(self, data: IssueInvoiceInput) -> IssueInvoiceResult:
+        existing = next((i for k, i in self.invoices.items() if k == data.idempotency_key), None)
+        if existing is None:
+            self.sequences[data.draft.entity.code] += 1
+            number = invoice_number(
+                data.draft.entity.invoice_prefix, self.sequences[data.draft.entity.code]
+            )
+            existing = Invoice(**data.draft.model_dump(), number=number)
+            self.invoices[data.idempotency_key] = existing
+            entry = billing_entry(
+                existing, self.balances(existing.deal_id, existing.currency).unbilled_receivable
+            )
+            self.entries[entry.key] = entry
+        return IssueInvoiceResult(
+            invoice=existing, entry=self.entries[f"invoice:{existing.number}"], issued_now=True,
+            balances=self.balances(existing.deal_id, existing.currency),
+        )  # fmt: skip
+
+    @activity.defn(name="post_recognition")
+    async def post_recognition(self, data: PostRecognitionInput) -> PostRecognitionResult:
+        s = data.schedule
+        by_line: dict[str, Any] = {}
+        for e in s.entries_recognisable_as_of(data.as_of, frozenset(data.delivered_milestones)):
+            by_line[e.line_id] = by_line[e.line_id] + e.amount if e.line_id in by_line else e.amount
+        entry = recognition_entry(
+            key=f"recognition:{s.deal_id}:{data.as_of}", deal_id=s.deal_id, entry_date=data.as_of,
+            description="recognised", revenue_by_line=by_line,
+            deferred_balance=self.balances(s.deal_id, s.currency).deferred_revenue,
+        )  # fmt: skip
+        if entry is not None:
+            self.entries[entry.key] = entry
+        return PostRecognitionResult(entry=entry, balances=self.balances(s.deal_id, s.currency))
+
+    @activity.defn(name="read_crm_deal")
+    async def read_crm_deal(self, data: ReadCrmDealInput) -> ReadCrmDealResult:
+        if self.crm_failures > 0:
+            self.crm_failures -= 1
+            raise RuntimeError("HubSpot answered 503")
+        deal = self.crm_deals.get(data.crm_deal_id)
+        if deal is None:
+            return ReadCrmDealResult(deal=None, errors=[f"deal {data.crm_deal_id} not found"])
+        return ReadCrmDealResult(deal=deal)
+
+    def all(self) -> list[Any]:
+        return [
+            self.load_customer_standing, self.record_gate_results, self.book_contract,
+            self.record_case, self.issue_invoice, self.post_recognition, self.read_crm_deal,
+        ]  # fmt: skip

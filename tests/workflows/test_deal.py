@@ -1,0 +1,221 @@
+"""The deal workflow on the time-skipping server, with the outside systems faked in memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+
+import uuid
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.case import CaseState, CaseStatus, Resolution
+from models.customer import CustomerStanding
+from models.deal import BillingFrequency, DealSubmission, PaymentTerms, ProductType, RecognitionType
+from models.deal_flow import DealInput, DealOutcome, DealStage
+from models.money import Money
+from models.rules import Role, RuleSet
+from starter.deal_start import start_deal
+from tests.builders import make_deal, make_line
+from tests.workflows.fake_activities import FakeSystems
+from workflows.deal import DealWorkflow
+from workflows.exception_case import ExceptionCaseWorkflow
+
+
+@pytest.fixture
+async def worker(
+    env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
+) -> AsyncIterator[Worker]:
+    async with Worker(env.client, task_queue=task_queue, workflows=[DealWorkflow, ExceptionCaseWorkflow],
+                      activities=systems.all()) as w:  # fmt: skip
+        yield w
+
+
+def annual_saas(**overrides: object) -> DealSubmission:
+    """USD 120,000, 12 months from 2026-01-01, billed annually in advance, paid upfront (a new
+    customer above USD 10,000 must pay upfront under the credit policy), NY tax 8.875%."""
+    fields: dict[str, object] = {"payment_terms": PaymentTerms.UPFRONT, "deal_id": f"D-{uuid.uuid4().hex[:8]}", **overrides}
+    line = make_line(
+        "L1", ProductType.SUBSCRIPTION, "1000", quantity="120", product="Ledgerline Platform"
+    )
+    return make_deal([line], **fields)  # type: ignore[arg-type]
+
+
+async def start(
+    client: Client, deal: DealSubmission, rules: RuleSet, task_queue: str
+) -> WorkflowHandle[DealWorkflow, DealOutcome]:
+    result = await start_deal(
+        client, DealInput(deal=deal, source="api", submitted_by="test", rules=rules), task_queue
+    )
+    assert result.started
+    return client.get_workflow_handle_for(DealWorkflow.run, result.workflow_id)
+
+
+async def case_handle(
+    client: Client, deal_id: str, check_id: str
+) -> WorkflowHandle[ExceptionCaseWorkflow, object]:
+    return client.get_workflow_handle_for(
+        ExceptionCaseWorkflow.run, f"case-deal-{deal_id}-{check_id}"
+    )  # type: ignore[arg-type]
+
+
+async def wait_for_case(
+    env: WorkflowEnvironment, deal: WorkflowHandle[DealWorkflow, DealOutcome], check_id: str
+) -> None:
+    for _ in range(100):
+        state = await deal.query(DealWorkflow.state)
+        if any(c.check_id == check_id for c in state.open_cases):
+            return
+        await env.sleep(0.1)
+    raise AssertionError(
+        f"no case opened for {check_id}; gates: {[g.check_id for g in state.gates if not g.passed]}"
+    )
+
+
+async def test_clean_annual_deal_is_invoiced_and_deferred(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    """120 seats x 1,000 USD = 120,000 USD; NY tax 8.875% = 10,650.00; invoice 130,650.00 USD.
+    The subscription is ratable, so on day one nothing is recognised beyond elapsed months."""
+    deal = annual_saas(start_date=date(2030, 1, 1), end_date=date(2030, 12, 31))
+    handle = await start(env.client, deal, rules, worker.task_queue)
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.COMPLETED
+    invoice = next(iter(systems.invoices.values()))
+    assert outcome.invoice_number == invoice.number == "LLUS-000001"
+    assert invoice.subtotal == Money.of("120000.00", "USD")
+    assert invoice.tax == Money.of("10650.00", "USD")
+    assert invoice.total == Money.of("130650.00", "USD")
+    assert outcome.recognised == Money.of(0, "USD")
+    assert outcome.deferred_revenue == Money.of("120000.00", "USD")
+    state = await handle.query(DealWorkflow.state)
+    assert all(g.passed for g in state.gates), [g.messages for g in state.gates if not g.passed]
+    assert [e.key for e in state.postings] == ["invoice:LLUS-000001"]
+    assert systems.contracts[deal.deal_id].deal == deal
+
+
+async def test_missing_po_opens_billing_case_and_amend_recheck_passes(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    deal = annual_saas(po_required=True, po_number=None)
+    handle = await start(env.client, deal, rules, worker.task_queue)
+    await wait_for_case(env, handle, "structural.po_present")
+    case = await case_handle(env.client, deal.deal_id, "structural.po_present")
+    case_state: CaseState = await case.query(ExceptionCaseWorkflow.state)
+    assert case_state.owner_role is Role.BILLING
+    assert "requires a PO" in case_state.messages[0]
+    await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+        action="amend", actor="bo@ledgerline.example", actor_role=Role.BILLING,
+        reason_code="DATA_CORRECTED", amendments={"po_number": "PO-77812"}))  # fmt: skip
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.COMPLETED
+    assert next(iter(systems.invoices.values())).po_number == "PO-77812"
+    state = await handle.query(DealWorkflow.state)
+    assert state.gate_runs == 2 and all(g.passed for g in state.gates)
+
+
+async def test_excess_discount_approved_by_vp_revops(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet
+) -> None:
+    line = make_line("L1", ProductType.SUBSCRIPTION, "550", quantity="120").model_copy(
+        update={"list_price": Decimal(1000), "discount_percent": Decimal(45)})  # fmt: skip
+    deal = make_deal([line], payment_terms=PaymentTerms.UPFRONT, deal_id="D-discount")
+    handle = await start(env.client, deal, rules, worker.task_queue)
+    await wait_for_case(env, handle, "business.discount_tolerance")
+    case = await case_handle(env.client, deal.deal_id, "business.discount_tolerance")
+    await case.signal(ExceptionCaseWorkflow.resolve_signal, Resolution(
+        action="approve", actor="vp@ledgerline.example", actor_role=Role.VP_REVOPS, reason_code="PRICING_EXCEPTION"))  # fmt: skip
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.COMPLETED
+    state = await handle.query(DealWorkflow.state)
+    assert state.accepted_checks == ["business.discount_tolerance"]
+
+
+async def test_wrong_role_and_self_approved_override_are_refused(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    # An enterprise customer (USD 2M ARR already): net 60 is still outside its terms.
+    systems.standings["C-100"] = CustomerStanding(
+        customer_id="C-100", prior_orders=3, existing_arr_usd=Decimal(2_000_000)
+    )
+    deal = annual_saas(payment_terms=PaymentTerms.NET_60)
+    handle = await start(env.client, deal, rules, worker.task_queue)
+    await wait_for_case(env, handle, "business.nonstandard_terms")
+    case = await case_handle(env.client, deal.deal_id, "business.nonstandard_terms")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+            action="approve", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="LEGAL_APPROVED"))  # fmt: skip
+    assert "owned by legal" in str(refused.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+            action="override", actor="lee@ledgerline.example", actor_role=Role.LEGAL,
+            reason_code="LEGAL_APPROVED", approver="lee@ledgerline.example"))  # fmt: skip
+    assert "segregation of duties" in str(refused.value.cause)
+    await case.signal(ExceptionCaseWorkflow.resolve_signal, Resolution(
+        action="approve", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="NOPE"))  # fmt: skip
+    state: CaseState = await case.query(ExceptionCaseWorkflow.state)
+    assert state.status is CaseStatus.OPEN
+    assert len(state.refusals) == 1 and "NOPE" in state.refusals[0].why[1]
+    await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+        action="override", actor="lee@ledgerline.example", actor_role=Role.LEGAL,
+        reason_code="LEGAL_APPROVED", approver="cfo@ledgerline.example"))  # fmt: skip
+    # Net 60 is also outside the credit policy for a new customer: finance owns that case.
+    await wait_for_case(env, handle, "business.payment_terms_policy")
+    terms = await case_handle(env.client, deal.deal_id, "business.payment_terms_policy")
+    await terms.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+        action="approve", actor="fin@ledgerline.example", actor_role=Role.FINANCE, reason_code="CREDIT_APPROVED"))  # fmt: skip
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.COMPLETED
+    state = await handle.query(DealWorkflow.state)
+    assert sorted(state.accepted_checks) == [
+        "business.nonstandard_terms",
+        "business.payment_terms_policy",
+    ]
+
+
+async def test_rejected_deal_issues_nothing(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    deal = annual_saas(total_contract_value=Decimal(125000))
+    handle = await start(env.client, deal, rules, worker.task_queue)
+    await wait_for_case(env, handle, "structural.lines_total_tcv")
+    case = await case_handle(env.client, deal.deal_id, "structural.lines_total_tcv")
+    await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
+        action="reject", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="INVALID_DATA"))  # fmt: skip
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.REJECTED
+    assert systems.invoices == {} and systems.entries == {} and systems.contracts == {}
+
+
+async def test_duplicate_trigger_starts_nothing(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet
+) -> None:
+    deal = annual_saas()
+    data = DealInput(deal=deal, source="api", submitted_by="test", rules=rules)
+    first = await start_deal(env.client, data, worker.task_queue)
+    again = await start_deal(env.client, data, worker.task_queue)
+    assert first.started and not again.started
+    assert again.message == f"duplicate: workflow deal-{deal.deal_id} already handles this deal"
+    await env.client.get_workflow_handle(first.workflow_id).result()
+    after = await start_deal(env.client, data, worker.task_queue)
+    assert not after.started
+
+
+async def test_milestone_deal_waits_for_delivery_before_billing(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet
+) -> None:
+    from tests.builders import make_milestone
+
+    line = make_line("IMP", ProductType.SERVICES, "60000", recognition=RecognitionType.MILESTONE)
+    deal = make_deal([line], frequency=BillingFrequency.MILESTONE, recognition=RecognitionType.MILESTONE,
+                     payment_terms=PaymentTerms.UPFRONT, annual_recurring_value=Decimal(0), deal_id="D-milestone",
+                     milestones=[make_milestone("M1", "IMP", date(2026, 3, 1), "20000"),
+                                 make_milestone("M2", "IMP", date(2026, 6, 1), "40000")])  # fmt: skip
+    outcome = await (await start(env.client, deal, rules, worker.task_queue)).result()
+    assert outcome.stage is DealStage.COMPLETED
+    assert outcome.invoice_number is None
+    assert outcome.recognised == Money.of(0, "USD")
