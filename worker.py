@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import Any
 
 import asyncpg
 import httpx
@@ -68,7 +69,7 @@ def hubspot_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[object]:
+def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[Callable[..., Any]]:
     records = RecordsActivities(pool)
     invoicing = InvoicingActivities(pool)
     ledger = LedgerActivities(pool)

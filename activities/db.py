@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from temporalio import activity
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What `pool.acquire()` yields and what helpers accept: a pooled or a plain connection.
+    DbConnection: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    )
+else:
+    DbConnection = asyncpg.Connection
 
 from models.audit import AuditEvent
 
@@ -32,7 +42,7 @@ def workflow_ids() -> tuple[str | None, str | None]:
     return info.workflow_id, info.workflow_run_id
 
 
-async def insert_audit_event(conn: asyncpg.Connection, event: AuditEvent) -> bool:
+async def insert_audit_event(conn: DbConnection, event: AuditEvent) -> bool:
     """Append `event` unless its key is already there; True when it was written now.
 
     The hash chain is extended by a trigger; call this inside the effect's transaction so

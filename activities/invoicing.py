@@ -6,7 +6,7 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.db import insert_audit_event, jsonable
+from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.ledger import (
     account_balance,
     deal_balances,
@@ -76,7 +76,7 @@ class InvoicingActivities:
                 invoice=invoice, entry=entry, issued_now=True, balances=balances
             )
 
-    async def _number(self, conn: asyncpg.Connection, draft: InvoiceDraft) -> Invoice:
+    async def _number(self, conn: DbConnection, draft: InvoiceDraft) -> Invoice:
         await conn.execute(
             "INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 0) ON CONFLICT DO NOTHING",
             draft.entity.code,
@@ -89,7 +89,7 @@ class InvoicingActivities:
         number = invoice_number(draft.entity.invoice_prefix, sequence)
         return Invoice(**draft.model_dump(), number=number)
 
-    async def _store(self, conn: asyncpg.Connection, invoice: Invoice, key: str) -> None:
+    async def _store(self, conn: DbConnection, invoice: Invoice, key: str) -> None:
         sequence = int(invoice.number.rsplit("-", 1)[1])
         await conn.execute(
             """INSERT INTO invoice (number, entity_code, sequence, idempotency_key, deal_id,

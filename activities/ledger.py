@@ -9,7 +9,7 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.db import insert_audit_event, workflow_ids
+from activities.db import DbConnection, insert_audit_event, workflow_ids
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.deal_flow import DealBalances
 from models.ledger import Account, JournalEntry, JournalLine, recognition_entry
@@ -17,7 +17,7 @@ from models.money import Money
 from models.recognition import RecognitionSchedule
 
 
-async def insert_journal_entry(conn: asyncpg.Connection, entry: JournalEntry) -> bool:
+async def insert_journal_entry(conn: DbConnection, entry: JournalEntry) -> bool:
     """Post `entry` unless its key was posted before; True when posted now.
 
     Balance is checked again by the database at commit (a deferred constraint trigger).
@@ -41,7 +41,7 @@ async def insert_journal_entry(conn: asyncpg.Connection, entry: JournalEntry) ->
     return True
 
 
-async def fetch_journal_entry(conn: asyncpg.Connection, key: str) -> JournalEntry | None:
+async def fetch_journal_entry(conn: DbConnection, key: str) -> JournalEntry | None:
     """The posted entry with `key`, as the ledger holds it."""
     rows = await conn.fetch(
         """SELECT e.key, e.entry_date, e.deal_id, e.description, l.account, l.debit, l.credit,
@@ -62,7 +62,7 @@ async def fetch_journal_entry(conn: asyncpg.Connection, key: str) -> JournalEntr
 
 
 async def account_balance(
-    conn: asyncpg.Connection, deal_id: str, account: Account, currency: str
+    conn: DbConnection, deal_id: str, account: Account, currency: str
 ) -> Money:
     """Debit-positive balance of one account for one deal."""
     value = await conn.fetchval(
@@ -74,7 +74,7 @@ async def account_balance(
     return Money(amount=value, currency=currency)
 
 
-async def lock_deal(conn: asyncpg.Connection, deal_id: str) -> None:
+async def lock_deal(conn: DbConnection, deal_id: str) -> None:
     """Serialise postings of one deal so balances read and written stay consistent."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ledger:{deal_id}")
 
@@ -91,7 +91,7 @@ class PostRecognitionResult(BaseModel):
     balances: DealBalances
 
 
-async def deal_balances(conn: asyncpg.Connection, deal_id: str, currency: str) -> DealBalances:
+async def deal_balances(conn: DbConnection, deal_id: str, currency: str) -> DealBalances:
     revenue = await account_balance(conn, deal_id, Account.REVENUE, currency)
     deferred = await account_balance(conn, deal_id, Account.DEFERRED_REVENUE, currency)
     return DealBalances(
@@ -129,7 +129,7 @@ class LedgerActivities:
             )
 
     async def _post_due(
-        self, conn: asyncpg.Connection, data: PostRecognitionInput, key: str
+        self, conn: DbConnection, data: PostRecognitionInput, key: str
     ) -> JournalEntry | None:
         deal_id, currency = data.schedule.deal_id, data.schedule.currency
         done = await self._recognised_by_line(conn, deal_id, currency)
@@ -159,7 +159,7 @@ class LedgerActivities:
         return dict(due)
 
     async def _recognised_by_line(
-        self, conn: asyncpg.Connection, deal_id: str, currency: str
+        self, conn: DbConnection, deal_id: str, currency: str
     ) -> dict[str, Money]:
         rows = await conn.fetch(
             """SELECT l.line_id, sum(l.credit - l.debit) AS amount FROM journal_line l
@@ -169,9 +169,7 @@ class LedgerActivities:
         )  # fmt: skip
         return {r["line_id"]: Money(amount=r["amount"], currency=currency) for r in rows}
 
-    async def _store_schedule(
-        self, conn: asyncpg.Connection, schedule: RecognitionSchedule
-    ) -> None:
+    async def _store_schedule(self, conn: DbConnection, schedule: RecognitionSchedule) -> None:
         await conn.executemany(
             """INSERT INTO recognition_schedule (deal_id, version, entry_no, line_id, period,
                    recognition_date, amount, currency, kind, milestone_id, requires_event)

@@ -131,8 +131,9 @@ class RecordsActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.execute(
                 """INSERT INTO customer (customer_id, name, legal_entity, billing_contact,
-                       billing_address, tax_registration_number, payment_method)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+                       billing_address, tax_registration_number, payment_method,
+                       on_credit_hold, late_payments)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, false, 0) ON CONFLICT DO NOTHING""",
                 c.customer_id, c.name, c.legal_entity, jsonable(c.billing_contact),
                 jsonable(c.billing_address), c.tax_registration_number, c.payment_method.value,
             )  # fmt: skip
@@ -187,7 +188,7 @@ class RecordsActivities:
                     subject=data.subject,
                     after={"case_id": data.case_id, "check_id": data.check_id,
                            "owner_role": data.owner_role, "resolution": data.resolution},
-                    reason_code=(data.resolution or {}).get("reason_code"),  # type: ignore[arg-type]
+                    reason_code=str((data.resolution or {}).get("reason_code") or "") or None,
                     rules_version=data.rules_version,
                 ),
             )  # fmt: skip

@@ -97,7 +97,9 @@ class ContractRecord(SQLModel, table=True):
 
     contract_id: str = Field(sa_column=Column(Text, primary_key=True))
     deal_id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
-    customer_id: str = Field(foreign_key="customer.customer_id", nullable=False)
+    customer_id: str = Field(
+        sa_column=Column(Text, ForeignKey("customer.customer_id"), nullable=False)
+    )
     currency: str = Field(sa_column=Column(Text, nullable=False))
     tcv: Decimal = _money()
     arr: Decimal = _money()

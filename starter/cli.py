@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +27,7 @@ rules_app = typer.Typer(help="The rules in rules/.", no_args_is_help=True)
 app.add_typer(deal_app, name="deal")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(rules_app, name="rules")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 async def _until_interrupted() -> None:
@@ -66,14 +66,13 @@ def up() -> None:
 @app.command()
 def demo() -> None:
     """Run the sample book of deals through the product and print where each stands."""
-    from starter.demo import outcome_table, submit_book, wait_for_outcomes
+    from starter.demo import outcome_table, run_book
     from starter.services import running_services
 
     async def run() -> None:
         async with running_services(get_settings()) as services:
             _print_urls(services)
-            ids = await submit_book(services, console)
-            states = await wait_for_outcomes(services.client, ids, console)
+            states = await run_book(services, console)
             console.print(outcome_table(states))
             if sys.stdin.isatty() and sys.stdout.isatty():
                 console.print(f"Look around: Web UI {services.ui_url}, API {services.api_url}/docs. "
@@ -106,7 +105,7 @@ async def _connected(settings: Settings) -> AsyncIterator[Any]:
         await pool.close()
 
 
-def _run(command: Callable[[], Awaitable[int]]) -> None:
+def _run(command: Callable[[], Coroutine[Any, Any, int]]) -> None:
     try:
         code = asyncio.run(command())
     except (OSError, RuntimeError) as exc:

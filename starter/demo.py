@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -23,18 +23,36 @@ BOOK = PROJECT_ROOT / "starter" / "sample_data" / "book.json"
 SETTLED = {DealStage.COMPLETED, DealStage.REJECTED, DealStage.AWAITING_RESOLUTION}
 
 
-@dataclass
-class DemoRun:
-    submitted: int
-    started: int
-    duplicates: int
-    states: list[DealState]
+def in_waves(deals: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A customer's later orders go in a later wave, so their gates see the earlier contract
+    (as they would in life, where orders arrive weeks apart)."""
+    waves: list[list[dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for deal in deals:
+        customer = str(deal.get("customer", {}).get("customer_id"))
+        wave = seen.get(customer, -1) + 1
+        seen[customer] = wave
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append(deal)
+    return waves
 
 
-async def submit_book(services: Services, console: Console) -> list[str]:
-    """Submit every deal of the sample book through the file door; returns the deal ids."""
-    intake = Intake(services.pool, services.client, services.rules, services.settings.task_queue)
+async def run_book(services: Services, console: Console) -> list[DealState]:
+    """Submit the sample book wave by wave and wait for each wave's outcomes."""
     deals = json.loads(BOOK.read_text(encoding="utf-8"))
+    states: list[DealState] = []
+    for wave in in_waves(deals):
+        ids = await submit_deals(services, wave, console)
+        states += await wait_for_outcomes(services.client, ids, console)
+    return states
+
+
+async def submit_deals(
+    services: Services, deals: list[dict[str, Any]], console: Console
+) -> list[str]:
+    """Submit deals through the same intake as the file door; returns the deal ids."""
+    intake = Intake(services.pool, services.client, services.rules, services.settings.task_queue)
     ids, started = [], 0
     for deal in deals:
         result = await intake.submit_deal(

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from models.rules import RuleSet
 from starter.csv_intake import CsvIntakeError, parse_deals_csv
-from starter.intake import Intake, IntakeResult, parse_json_text
+from starter.intake import Intake, IntakeResult, content_id, parse_json_text
 
 
 async def submit_file(
@@ -31,22 +31,20 @@ async def submit_file(
 
 
 async def _submit_csv(intake: Intake, text: str) -> list[IntakeResult]:
+    """The whole file is stored raw first; then each deal, as the JSON its rows make."""
     try:
         parsed = parse_deals_csv(text)
     except CsvIntakeError as exc:
-        problems = [
-            {"field": f"row {e.row}" if e.row else "file", "rule": e.message, "input": ""}
-            for e in exc.errors
-        ]
+        problems = [{"field": "file", "rule": str(e), "input": ""} for e in exc.errors]
         return [await intake.submit_invalid("file", text, "text/csv", problems)]
+    await intake.store_raw("file", content_id(text), "text/csv", text)
     results = []
-    lines = text.splitlines()
     for deal in parsed:
-        raw = "\n".join([lines[0], *(lines[r - 1] for r in deal.rows if r - 1 < len(lines))])
         if deal.data is None:
-            problems = [{"field": f"row {e.row}, column {e.column}" if e.column else f"row {e.row}",
-                         "rule": e.message, "input": ""} for e in deal.errors]  # fmt: skip
-            results.append(await intake.submit_invalid("file", raw, "text/csv", problems))
+            problems = [{"field": "file", "rule": str(e), "input": ""} for e in deal.errors]
+            raw = json.dumps({"deal_id": deal.deal_id, "csv_rows": list(deal.rows)})
+            results.append(await intake.submit_invalid("file", raw, "application/json", problems))
         else:
+            raw = json.dumps(deal.data, sort_keys=True, default=str)
             results.append(await intake.submit_deal("file", deal.data, raw, submitted_by="cli"))
     return results

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 
 import asyncpg
@@ -48,7 +48,7 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
     stack = EmbeddedStack(settings)
     info = await asyncio.to_thread(stack.start)
     async with AsyncExitStack() as exits:
-        exits.push_callback(stack.stop)
+        exits.callback(stack.stop)
         live = settings.model_copy(
             update={"temporal_address": info.temporal_address, "database_url": info.database_url}
         )
@@ -66,11 +66,18 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         yield Services(live, info, pool, client, rules, api_url)
 
 
+class _ApiServer(uvicorn.Server):
+    """uvicorn inside our process: the CLI owns Ctrl-C, so the server must not take it."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def _serve_api(exits: AsyncExitStack, ctx: ApiContext, settings: Settings) -> None:
     config = uvicorn.Config(create_app(ctx), host=settings.api_host, port=settings.api_port,
                             log_level="warning", lifespan="on")  # fmt: skip
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _ApiServer(config)
     task = asyncio.create_task(server.serve())
 
     async def stop() -> None:

@@ -23,7 +23,7 @@ def deal_status_view(state: DealState) -> dict[str, Any]:
                 {"check_id": g.check_id, "owner_role": g.owner_role.value, "messages": g.messages}
                 for g in state.gates
                 if not g.passed
-            ],  # fmt: skip
+            ],
             "accepted": state.accepted_checks,
         },
         "open_cases": [c.model_dump(mode="json") for c in state.open_cases],
@@ -36,7 +36,7 @@ def deal_status_view(state: DealState) -> dict[str, Any]:
                 "reason_code": r.resolution.reason_code if r.resolution else None,
             }
             for r in state.resolutions
-        ],  # fmt: skip
+        ],
         "invoice": None,
         "billing_note": state.billing_note,
         "recognition": None,
@@ -56,7 +56,7 @@ def deal_status_view(state: DealState) -> dict[str, Any]:
                 ],
             }
             for e in state.postings
-        ],  # fmt: skip
+        ],
         "outcome": state.outcome,
     }
     if inv:

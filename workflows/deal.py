@@ -10,13 +10,16 @@ Queries: `state` (a `DealState`). The human work happens on the child case workf
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributeUpdate, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import email_validator  # noqa: F401  (pydantic loads it lazily; keep it out of the sandbox)
+    import idna  # noqa: F401
+
     from activities.crm import CrmActivities, ReadCrmDealInput
     from activities.invoicing import InvoicingActivities, IssueInvoiceInput
     from activities.ledger import LedgerActivities, PostRecognitionInput
@@ -34,11 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from models.invoice import draft_invoice
     from models.qa import GateResult, run_gates
     from models.recognition import build_schedule
+    from workflows import STEP_RETRY, STEP_TIMEOUT
     from workflows import search_attributes as sa
     from workflows.exception_case import ExceptionCaseWorkflow
-
-STEP_TIMEOUT = timedelta(seconds=30)
-STEP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
 @workflow.defn
@@ -240,7 +241,7 @@ class DealWorkflow:
 
     def _publish(self) -> None:
         deal, owner = self._state.deal, self._state.owner_role()
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             sa.STAGE.value_set(self._state.stage.value),
             sa.OWNER_ROLE.value_set(owner.value if owner else ""),
         ]

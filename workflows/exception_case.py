@@ -11,10 +11,7 @@ Queries: `state`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import CaseRecordInput, RecordsActivities
@@ -29,10 +26,8 @@ with workflow.unsafe.imports_passed_through():
         amended_deal,
         resolution_problems,
     )
+    from workflows import STEP_RETRY, STEP_TIMEOUT
     from workflows import search_attributes as sa
-
-DB_STEP = {"start_to_close_timeout": timedelta(seconds=30),
-           "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30))}  # fmt: skip
 
 
 @workflow.defn
@@ -129,5 +124,6 @@ class ExceptionCaseWorkflow:
                 resolution=s.resolution.model_dump(mode="json") if s.resolution else None,
             ),
             summary=f"record case {s.status.value}",
-            **DB_STEP,  # type: ignore[arg-type]
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
         )  # fmt: skip

@@ -8,7 +8,6 @@ Create Date: 2026-11-23 04:26:56.317630
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
@@ -215,7 +214,7 @@ def upgrade() -> None:
         "contract",
         sa.Column("contract_id", sa.Text(), nullable=False),
         sa.Column("deal_id", sa.Text(), nullable=False),
-        sa.Column("customer_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("customer_id", sa.Text(), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("tcv", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("arr", sa.Numeric(precision=20, scale=4), nullable=False),

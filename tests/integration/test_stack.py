@@ -7,7 +7,6 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import asyncpg
 import psutil
@@ -17,7 +16,6 @@ from temporalio.api.operatorservice.v1 import (
     RemoveSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 
 from starter.embedded_postgres import EmbeddedPostgres
 from starter.embedded_temporal import TemporalError
@@ -80,7 +78,7 @@ async def _custom_search_attributes(info: StackInfo) -> dict[str, int]:
 
 
 def _expected_search_attributes() -> dict[str, int]:
-    keys = cast("list[SearchAttributeKey[Any]]", search_attributes.ALL)
+    keys = search_attributes.ALL
     return {key.name: key.indexed_value_type.value for key in keys}
 
 

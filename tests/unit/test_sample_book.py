@@ -1,8 +1,7 @@
 """The sample book (starter/sample_data/book.json): 30 closed-won deals as finance would see them.
 
-Every deal is a valid `DealSubmission`. Seven deals are meant to fail one QA gate each, as
-listed in expected_qa.json and the README; the others pass every gate except the two that
-depend on the customer master's approved credit limit and deposits (see expected_qa.json).
+Every deal is a valid `DealSubmission`. Seven deals are meant to fail a QA gate, each for one
+cause, as listed in expected_qa.json and the README; the other 23 pass every gate.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from models.customer import CustomerStanding
 from models.deal import (
     BillingFrequency,
     DealSubmission,
+    PaymentTerms,
     ProductType,
     RecognitionType,
 )
@@ -91,9 +91,7 @@ def _standing(deal: DealSubmission) -> CustomerStanding:
 
 
 def _failed_checks(deal: DealSubmission) -> set[str]:
-    excluded = set(_expected()["excluded_checks"])
-    results = run_gates(deal, _standing(deal), _rules())
-    return {r.check_id for r in results if not r.passed and r.check_id not in excluded}
+    return {r.check_id for r in run_gates(deal, _standing(deal), _rules()) if not r.passed}
 
 
 def _term_months(deal: DealSubmission) -> int:
@@ -135,13 +133,19 @@ def test_qa_failures_are_exactly_the_documented_ones() -> None:
     assert failing == _expected_failures()
 
 
-def test_expected_checks_and_exclusions_are_real_check_ids() -> None:
-    named = set(_expected()["excluded_checks"]).union(*_expected_failures().values())
-    assert named <= set(CHECK_IDS)
-    assert set(_expected()["excluded_checks"]) == {
-        "business.credit_limit",
-        "business.deposit_required",
-    }
+def test_expected_checks_are_real_check_ids() -> None:
+    assert set().union(*_expected_failures().values()) <= set(CHECK_IDS)
+
+
+def test_credit_is_approved_where_a_first_order_extends_more_than_the_default() -> None:
+    """Customers on net terms above the new-customer limit carry an approved credit limit,
+    and first orders above 10,000 USD on net terms have their deposit; upfront needs neither."""
+    approved = [d for d in _book() if d.customer.approved_credit_limit is not None]
+    deposits = [d for d in _book() if d.deposit_received]
+    assert len(approved) >= 10
+    assert len(deposits) >= 10
+    for deal in approved + deposits:
+        assert deal.payment_terms is not PaymentTerms.UPFRONT, deal.deal_id
 
 
 def test_readme_documents_every_deal_and_each_expected_failure() -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
-
-import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -38,7 +37,11 @@ async def worker(
 def annual_saas(**overrides: object) -> DealSubmission:
     """USD 120,000, 12 months from 2026-01-01, billed annually in advance, paid upfront (a new
     customer above USD 10,000 must pay upfront under the credit policy), NY tax 8.875%."""
-    fields: dict[str, object] = {"payment_terms": PaymentTerms.UPFRONT, "deal_id": f"D-{uuid.uuid4().hex[:8]}", **overrides}
+    fields: dict[str, object] = {
+        "payment_terms": PaymentTerms.UPFRONT,
+        "deal_id": f"D-{uuid.uuid4().hex[:8]}",
+        **overrides,
+    }
     line = make_line(
         "L1", ProductType.SUBSCRIPTION, "1000", quantity="120", product="Ledgerline Platform"
     )
@@ -60,7 +63,7 @@ async def case_handle(
 ) -> WorkflowHandle[ExceptionCaseWorkflow, object]:
     return client.get_workflow_handle_for(
         ExceptionCaseWorkflow.run, f"case-deal-{deal_id}-{check_id}"
-    )  # type: ignore[arg-type]
+    )
 
 
 async def wait_for_case(
@@ -170,8 +173,8 @@ async def test_wrong_role_and_self_approved_override_are_refused(
         action="approve", actor="fin@ledgerline.example", actor_role=Role.FINANCE, reason_code="CREDIT_APPROVED"))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.COMPLETED
-    state = await handle.query(DealWorkflow.state)
-    assert sorted(state.accepted_checks) == [
+    deal_state = await handle.query(DealWorkflow.state)
+    assert sorted(deal_state.accepted_checks) == [
         "business.nonstandard_terms",
         "business.payment_terms_policy",
     ]
