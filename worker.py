@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.crm import CrmActivities, HubSpotCrm
 from activities.db import create_pool
@@ -85,6 +86,14 @@ def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[Callable[
     ]
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The deterministic sandbox; pydantic's e-mail validator and its IDNA codec are loaded
+    lazily on first use, so they are passed through instead of reloaded per workflow."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna")
+    )
+
+
 def build_worker(
     client: Client, pool: asyncpg.Pool, http: httpx.AsyncClient, task_queue: str
 ) -> Worker:
@@ -93,6 +102,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=activity_list(pool, http),
+        workflow_runner=workflow_runner(),
         max_concurrent_activities=50,
     )
 

@@ -219,3 +219,7 @@ def main() -> None:
 
 
 __all__ = ["app", "main", "problem_lines"]
+
+
+if __name__ == "__main__":
+    main()

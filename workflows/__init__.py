@@ -6,7 +6,7 @@ from temporalio.common import RetryPolicy
 
 TASK_QUEUE = "revops"
 
-# Database and API steps: a step that outlives 30 s is retried; retries back off to 30 s and
+# Database and API steps: a step that outlives 10 s (its worker died, say) is retried; retries back off to 30 s and
 # never give up, so a database that is down for an hour costs an hour, not the deal.
-STEP_TIMEOUT = timedelta(seconds=30)
+STEP_TIMEOUT = timedelta(seconds=10)
 STEP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))

@@ -17,9 +17,6 @@ from temporalio.common import SearchAttributeUpdate, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    import email_validator  # noqa: F401  (pydantic loads it lazily; keep it out of the sandbox)
-    import idna  # noqa: F401
-
     from activities.crm import CrmActivities, ReadCrmDealInput
     from activities.invoicing import InvoicingActivities, IssueInvoiceInput
     from activities.ledger import LedgerActivities, PostRecognitionInput

@@ -21,6 +21,7 @@ from models.rules import Role, RuleSet
 from starter.deal_start import start_deal
 from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
+from worker import workflow_runner
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
@@ -30,7 +31,7 @@ async def worker(
     env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
 ) -> AsyncIterator[Worker]:
     async with Worker(env.client, task_queue=task_queue, workflows=[DealWorkflow, ExceptionCaseWorkflow],
-                      activities=systems.all()) as w:  # fmt: skip
+                      activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
         yield w
 
 

@@ -1,0 +1,89 @@
+"""Shared by the integration tests: book deals under fresh ids, and bounded waits on workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import uuid
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from models.deal_flow import DealOutcome, DealState
+from workflows.deal import DealWorkflow
+
+BOOK = Path(__file__).resolve().parents[2] / "starter" / "sample_data" / "book.json"
+WAIT_SECONDS = 60.0
+
+
+@cache
+def _book() -> dict[str, dict[str, Any]]:
+    deals: list[dict[str, Any]] = json.loads(BOOK.read_text())
+    return {deal["deal_id"]: deal for deal in deals}
+
+
+def book_deal(book_id: str, deal_id: str, customer_id: str | None = None) -> dict[str, Any]:
+    """A deal of the sample book as JSON, under a new deal id (and a new customer, so that
+    each test's deal is a first order whatever the session booked before)."""
+    deal = copy.deepcopy(_book()[book_id])
+    deal["deal_id"] = deal_id
+    deal["customer"]["customer_id"] = customer_id or f"it-co-{uuid.uuid4().hex[:12]}"
+    return deal
+
+
+def unique_deal_id() -> str:
+    return f"it-deal-{uuid.uuid4().hex[:12]}"
+
+
+def unique_numeric_id() -> str:
+    """A HubSpot-style record id (digits only), unique for the session."""
+    return str(10**11 + uuid.uuid4().int % 10**11)
+
+
+async def wait_for_state(
+    client: Client,
+    workflow_id: str,
+    done: Callable[[DealState], bool],
+    timeout: float = WAIT_SECONDS,
+) -> DealState:
+    """Poll the deal's `state` query until `done(state)`; fail after `timeout` seconds."""
+    handle = client.get_workflow_handle_for(DealWorkflow.run, workflow_id)
+    deadline = time.monotonic() + timeout
+    last: DealState | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = await handle.query(DealWorkflow.state)
+        except RPCError:
+            last = None  # not started (or not yet queryable)
+        if last is not None and done(last):
+            return last
+        await asyncio.sleep(0.2)
+    stage = last.stage.value if last else "no state"
+    raise AssertionError(f"{workflow_id}: condition not met within {timeout:.0f} s (stage {stage})")
+
+
+async def wait_for_outcome(
+    client: Client, workflow_id: str, timeout: float = WAIT_SECONDS
+) -> DealOutcome:
+    """The deal workflow's result, within `timeout` seconds."""
+    handle = client.get_workflow_handle_for(DealWorkflow.run, workflow_id)
+    return await asyncio.wait_for(handle.result(), timeout)
+
+
+async def workflow_runs(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus | None]:
+    """Status of every run of `workflow_id` (visibility may lag a moment behind a start)."""
+    return [wf.status async for wf in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return False
+    return True
