@@ -80,6 +80,7 @@ def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[Callable[
         records.record_gate_results,
         records.book_contract,
         records.record_case,
+        records.record_outcome,
         invoicing.issue_invoice,
         ledger.post_recognition,
         crm.read_crm_deal,

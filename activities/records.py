@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.db import insert_audit_event, jsonable
@@ -25,6 +25,16 @@ class RecordGatesInput(BaseModel):
     deal_id: str
     run_no: int
     results: list[GateResult]
+    rules_version: str
+    submitted_by: str = Field(description="Who submitted the deal (recorded on the first run)")
+    source: str = ""
+
+
+class RecordOutcomeInput(BaseModel):
+    deal_id: str
+    stage: str
+    outcome: str
+    invoice_number: str | None
     rules_version: str
 
 
@@ -112,6 +122,11 @@ class RecordsActivities:
                     for r in data.results
                 ],
             )  # fmt: skip
+            if data.run_no == 1:
+                await insert_audit_event(conn, AuditEvent(
+                    key=f"deal:{data.deal_id}:received", actor=data.submitted_by,
+                    action="deal.received", subject=f"deal:{data.deal_id}",
+                    after={"source": data.source}, rules_version=data.rules_version))  # fmt: skip
             await insert_audit_event(
                 conn,
                 AuditEvent(
@@ -123,6 +138,16 @@ class RecordsActivities:
                     rules_version=data.rules_version,
                 ),
             )
+
+    @activity.defn
+    async def record_outcome(self, data: RecordOutcomeInput) -> None:
+        """The deal's last audit event: completed (booked, invoiced, posted) or rejected."""
+        async with self._pool.acquire() as conn:
+            await insert_audit_event(conn, AuditEvent(
+                key=f"deal:{data.deal_id}:outcome", actor=SYSTEM_ACTOR,
+                action=f"deal.{data.stage}", subject=f"deal:{data.deal_id}",
+                after={"outcome": data.outcome, "invoice": data.invoice_number},
+                rules_version=data.rules_version))  # fmt: skip
 
     @activity.defn
     async def book_contract(self, data: BookContractInput) -> BookContractResult:

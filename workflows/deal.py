@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         BookContractInput,
         LoadStandingInput,
         RecordGatesInput,
+        RecordOutcomeInput,
         RecordsActivities,
     )
     from models.billing import first_invoice
@@ -44,6 +45,7 @@ class DealWorkflow:
     @workflow.init
     def __init__(self, data: DealInput) -> None:
         self._rules = data.rules
+        self._submitted_by = data.submitted_by
         deal_id = data.deal.deal_id if data.deal else str(data.crm_deal_id)
         self._state = DealState(
             deal_id=deal_id, stage=DealStage.QA, source=data.source, deal=data.deal,
@@ -58,12 +60,12 @@ class DealWorkflow:
         deal = data.deal or await self._read_from_crm(str(data.crm_deal_id))
         standing = await self._load_standing(deal)
         if not await self._pass_gates(standing):
-            return self._finish(DealStage.REJECTED, "rejected at QA")
+            return await self._finish(DealStage.REJECTED, "rejected at QA")
         deal = self._deal
         await self._book_contract(deal)
         await self._issue_first_invoice(deal)
         await self._recognise(deal)
-        return self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
+        return await self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
 
     @workflow.query
     def state(self) -> DealState:
@@ -121,7 +123,8 @@ class DealWorkflow:
         await workflow.execute_activity_method(
             RecordsActivities.record_gate_results,
             RecordGatesInput(deal_id=self._state.deal_id, run_no=self._state.gate_runs,
-                             results=results, rules_version=self._rules.version),
+                             results=results, rules_version=self._rules.version,
+                             submitted_by=self._submitted_by, source=self._state.source),
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
             summary=f"store QA gate results (run {self._state.gate_runs})",
         )  # fmt: skip
@@ -249,11 +252,19 @@ class DealWorkflow:
             ]
         workflow.upsert_search_attributes(updates)
 
-    def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:
+    async def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:
         self._state.finished_at = workflow.now()
         self._state.outcome = outcome
         self._set_stage(stage)
         b, inv = self._state.balances, self._state.invoice
+        await workflow.execute_activity_method(
+            RecordsActivities.record_outcome,
+            RecordOutcomeInput(deal_id=self._state.deal_id, stage=stage.value, outcome=outcome,
+                               invoice_number=inv.number if inv else None,
+                               rules_version=self._rules.version),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary=f"audit the outcome: {stage.value}",
+        )  # fmt: skip
         return DealOutcome(
             deal_id=self._state.deal_id, stage=stage, outcome=outcome,
             invoice_number=inv.number if inv else None, invoice_total=inv.total if inv else None,

@@ -20,6 +20,7 @@ from activities.records import (
     CaseRecordInput,
     LoadStandingInput,
     RecordGatesInput,
+    RecordOutcomeInput,
 )
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
@@ -39,6 +40,7 @@ class FakeSystems:
         self.entries: dict[str, JournalEntry] = {}
         self.sequences: dict[str, int] = defaultdict(int)
         self.crm_failures = 0
+        self.outcomes: list[RecordOutcomeInput] = []
 
     def balances(self, deal_id: str, currency: str) -> DealBalances:
         mine = [e for e in self.entries.values() if e.deal_id == deal_id]
@@ -55,6 +57,10 @@ class FakeSystems:
     @activity.defn(name="record_gate_results")
     async def record_gate_results(self, data: RecordGatesInput) -> None:
         self.gate_runs.append(data)
+
+    @activity.defn(name="record_outcome")
+    async def record_outcome(self, data: RecordOutcomeInput) -> None:
+        self.outcomes.append(data)
 
     @activity.defn(name="book_contract")
     async def book_contract(self, data: BookContractInput) -> BookContractResult:
@@ -112,5 +118,6 @@ class FakeSystems:
     def all(self) -> list[Any]:
         return [
             self.load_customer_standing, self.record_gate_results, self.book_contract,
-            self.record_case, self.issue_invoice, self.post_recognition, self.read_crm_deal,
+            self.record_case,
+            self.record_outcome, self.issue_invoice, self.post_recognition, self.read_crm_deal,
         ]  # fmt: skip

@@ -193,6 +193,7 @@ async def test_rejected_deal_issues_nothing(
     outcome = await handle.result()
     assert outcome.stage is DealStage.REJECTED
     assert systems.invoices == {} and systems.entries == {} and systems.contracts == {}
+    assert [(o.stage, o.outcome) for o in systems.outcomes] == [("rejected", "rejected at QA")]
 
 
 async def test_duplicate_trigger_starts_nothing(
