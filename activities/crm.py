@@ -31,6 +31,8 @@ Mapping (HubSpot property values are strings; empty means unset):
 | customer.legal_entity           | company `revops_legal_entity`                               |
 | customer.tax_registration_number| company `revops_tax_registration_number`                    |
 | customer.payment_method         | company `revops_payment_method` (default wire)              |
+| customer.approved_credit_limit  | company `revops_approved_credit_limit` (deal currency)      |
+| deposit_received                | deal `revops_deposit_received` (true/false)                 |
 | customer.billing_address        | company `address`, `address2`, `city`, `state`, `zip`,      |
 |                                 | `country` (ISO 3166-1 alpha-2, e.g. DE)                     |
 | customer.billing_contact        | contact `firstname` + `lastname`, `email`, `phone`          |
@@ -78,11 +80,12 @@ DEAL_PROPERTIES = (
     "revops_billing_frequency", "revops_payment_terms", "revops_po_required", "revops_po_number",
     "revops_tax_jurisdiction", "revops_tax_exempt", "revops_exemption_certificate",
     "revops_recognition_type", "revops_milestones", "revops_commission_plan_id",
-    "revops_billing_entity", "revops_billing_contact_id",
+    "revops_billing_entity", "revops_billing_contact_id", "revops_deposit_received",
 )  # fmt: skip
 COMPANY_PROPERTIES = (
     "name", "domain", "address", "address2", "city", "state", "zip", "country",
     "revops_legal_entity", "revops_tax_registration_number", "revops_payment_method",
+    "revops_approved_credit_limit",
 )  # fmt: skip
 CONTACT_PROPERTIES = ("firstname", "lastname", "email", "phone")
 LINE_ITEM_PROPERTIES = (
@@ -313,6 +316,7 @@ def deal_submission_from_hubspot(
             "lines": [_line(_Record("line item", item)) for item in _by_position(line_items)],
             "billing_entity": d.get("revops_billing_entity"),
             "closed_won_date": d.date("closedate"),
+            "deposit_received": d.boolean("revops_deposit_received"),
         }
     )
 
@@ -341,6 +345,7 @@ def _customer(company: _Record, contact: _Record) -> dict[str, object]:
             "billing_address": _compact(address),
             "tax_registration_number": company.get("revops_tax_registration_number"),
             "payment_method": company.get("revops_payment_method"),
+            "approved_credit_limit": company.decimal("revops_approved_credit_limit"),
         }
     )
 

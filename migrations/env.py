@@ -15,6 +15,9 @@ target_metadata = SQLModel.metadata
 
 
 def _run(connection: Connection) -> None:
+    # Sessions of the login role start as the restricted application role (migration
+    # 0003); schema changes are made as the login role itself, the tables' owner.
+    connection.exec_driver_sql("SET ROLE NONE")
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()

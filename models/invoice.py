@@ -65,7 +65,8 @@ def draft_invoice(
     invoice_date = issued_on
     entity = rules.entity_for(deal.currency, deal.billing_entity)
     if entity is None:
-        raise InvoiceNotIssuable(f"deal {deal.deal_id}: no issuing entity for {deal.currency}")
+        named = f"named {deal.billing_entity}" if deal.billing_entity else f"for {deal.currency}"
+        raise InvoiceNotIssuable(f"deal {deal.deal_id}: no issuing entity {named}")
     if deal.po_required and not (deal.po_number or "").strip():
         raise InvoiceNotIssuable(f"deal {deal.deal_id}: customer requires a PO and none is set")
     subtotal = money_sum((line.amount for line in event.lines), deal.currency)

@@ -223,10 +223,15 @@ class Money(BaseModel):
         return value
 
     def model_post_init(self, _context: Any) -> None:
-        object.__setattr__(self, "amount", quantize(self.amount, self.currency))
+        amount = quantize(self.amount, self.currency)
+        if amount.is_zero():
+            amount = abs(amount)  # -0.004 rounds to zero: no minus sign on nothing
+        object.__setattr__(self, "amount", amount)
 
     @classmethod
     def of(cls, amount: Decimal | int | str, currency: str) -> Money:
+        if isinstance(amount, float):
+            raise TypeError("money amounts must be given as strings or decimals, not floats")
         return cls(amount=Decimal(amount), currency=currency)
 
     @classmethod

@@ -82,7 +82,10 @@ def check_end_after_start(ctx: GateContext) -> list[Violation]:
 def check_currency_known(ctx: GateContext) -> list[Violation]:
     if ctx.deal.currency in ISO_4217_CODES:
         return []
-    return _v(f"Currency {ctx.deal.currency} is not an ISO 4217 code", currency=ctx.deal.currency)
+    return _v(
+        f"Deal {ctx.deal.deal_id}: currency {ctx.deal.currency} is not an ISO 4217 code",
+        currency=ctx.deal.currency,
+    )
 
 
 def check_po_present(ctx: GateContext) -> list[Violation]:
@@ -152,7 +155,7 @@ def check_tax_jurisdiction_known(ctx: GateContext) -> list[Violation]:
     d = ctx.deal
     if d.tax_exempt or ctx.rules.tax_rate_for(d.tax_jurisdiction) is not None:
         return []
-    return _v(f"No tax rate for jurisdiction {d.tax_jurisdiction} in the rules",
+    return _v(f"Deal {d.deal_id}: no tax rate for jurisdiction {d.tax_jurisdiction} in the rules",
               tax_jurisdiction=d.tax_jurisdiction)  # fmt: skip
 
 
@@ -160,8 +163,8 @@ def check_billing_entity_known(ctx: GateContext) -> list[Violation]:
     d = ctx.deal
     if ctx.rules.entity_for(d.currency, d.billing_entity) is not None:
         return []
-    return _v(f"No issuing entity for {d.currency}"
-              + (f" named {d.billing_entity}" if d.billing_entity else ""),
+    named = f"named {d.billing_entity}" if d.billing_entity else f"for {d.currency}"
+    return _v(f"Deal {d.deal_id}: no issuing entity {named}",
               currency=d.currency, billing_entity=d.billing_entity)  # fmt: skip
 
 
@@ -184,7 +187,7 @@ def check_payment_terms_policy(ctx: GateContext) -> list[Violation]:
     terms = ctx.deal.payment_terms.value
     if terms in allowed:
         return []
-    return _v(f"Payment terms {terms} not allowed for {name} (allowed: {', '.join(allowed)})",
+    return _v(f"Deal {ctx.deal.deal_id}: payment terms {terms} not allowed for {name} (allowed: {', '.join(allowed)})",
               payment_terms=terms, category=name, allowed=",".join(allowed))  # fmt: skip
 
 
@@ -201,7 +204,9 @@ def check_discount_tolerance(ctx: GateContext) -> list[Violation]:
 def credit_exposure_usd(ctx: GateContext) -> Decimal | None:
     """Credit the order extends: what the customer owes already plus its largest invoice
     (on net terms about one invoice is unpaid at a time). Upfront terms extend none."""
-    if ctx.deal.payment_terms is PaymentTerms.UPFRONT:
+    if ctx.deal.payment_terms is PaymentTerms.UPFRONT or ctx.deal.end_date <= ctx.deal.start_date:
+        # No credit extended upfront; a term that ends before it starts has no billing plan
+        # (structural.end_after_start reports it).
         return ctx.standing.open_receivables_usd
     invoices = [event.total() for event in billing_plan(ctx.deal)]
     largest = max(invoices, key=lambda m: m.amount, default=ctx.deal.tcv())
@@ -240,7 +245,7 @@ def check_deposit_required(ctx: GateContext) -> list[Violation]:
         return []
     if ctx.deal.payment_terms is PaymentTerms.UPFRONT or ctx.deal.deposit_received:
         return []
-    return _v(f"{name}: order {tcv_usd:,.2f} USD above {over:,.2f} USD needs a deposit "
+    return _v(f"Deal {ctx.deal.deal_id} ({name}): order {tcv_usd:,.2f} USD above {over:,.2f} USD needs a deposit "
               f"or upfront terms, deal has {ctx.deal.payment_terms.value}",
               tcv_usd=f"{tcv_usd:.2f}", threshold_usd=over)  # fmt: skip
 
@@ -249,7 +254,7 @@ def check_nonstandard_terms(ctx: GateContext) -> list[Violation]:
     terms = ctx.deal.payment_terms
     if terms in ctx.rules.qa.standard_payment_terms:
         return []
-    return _v(f"Payment terms {terms.value} are non-standard and need legal/finance review",
+    return _v(f"Deal {ctx.deal.deal_id}: payment terms {terms.value} are non-standard and need legal/finance review",
               payment_terms=terms.value)  # fmt: skip
 
 
@@ -293,7 +298,7 @@ def check_arr_vs_tcv(ctx: GateContext) -> list[Violation]:
     gap = abs(implied.amount - recurring.amount) / recurring.amount * 100
     if gap <= ctx.rules.qa.arr_tcv_tolerance_percent:
         return []
-    return _v(f"ARR {d.arr()} x {years:.2f} years = {implied} but recurring TCV is {recurring} "
+    return _v(f"Deal {d.deal_id}: ARR {d.arr()} x {years:.2f} years = {implied} but recurring TCV is {recurring} "
               f"({gap:.1f}% apart, tolerance {ctx.rules.qa.arr_tcv_tolerance_percent}%)",
               arr=d.annual_recurring_value, years=f"{years:.4f}", recurring_tcv=recurring.amount)  # fmt: skip
 
@@ -306,7 +311,7 @@ def check_customer_history(ctx: GateContext) -> list[Violation]:
     multiple = ctx.rules.qa.history_multiple
     if tcv_usd <= prior * multiple:
         return []
-    return _v(f"Deal TCV {tcv_usd:,.2f} USD is {tcv_usd / prior:.1f}x the customer's largest "
+    return _v(f"Deal {ctx.deal.deal_id} TCV {tcv_usd:,.2f} USD is {tcv_usd / prior:.1f}x the customer's largest "
               f"prior deal {prior:,.2f} USD (threshold {multiple}x)",
               tcv_usd=f"{tcv_usd:.2f}", largest_prior_usd=prior)  # fmt: skip
 

@@ -145,13 +145,13 @@ def _routes(app: FastAPI) -> None:
         for event in events:
             if event.property_name == "dealstage" and event.property_value in CLOSED_WON_STAGES:
                 raw = json.dumps(event.model_dump(by_alias=True))
-                result = await ctx.intake.submit_crm_event(
-                    "hubspot",
-                    str(event.event_id),
-                    str(event.object_id),
-                    raw,
-                    submitted_by="hubspot",
-                )
+                try:
+                    result = await ctx.intake.submit_crm_event(
+                        "hubspot", str(event.event_id), str(event.object_id), raw, "hubspot"
+                    )
+                except (OSError, asyncpg.PostgresError) as exc:
+                    # HubSpot redelivers on 5xx; events stored before the outage stay stored.
+                    raise HTTPException(503, "database unavailable; retry later") from exc
                 started.append(result.as_json())
         return {"received": len(events), "deals": started}
 

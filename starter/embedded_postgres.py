@@ -20,6 +20,7 @@ import psutil
 
 LOCALHOST = "127.0.0.1"
 APP_ROLE = "revops"
+WRITER_ROLE = "revops_app"
 APP_DATABASE = "revops"
 SYSTEM_USER = "embedded_postgres"
 
@@ -114,10 +115,14 @@ class EmbeddedPostgres:
             self.socket_dir.rmdir()  # empty once the server is down
 
     def ensure_app_database(self) -> None:
-        """Create the login role and the database it owns, if missing (idempotent)."""
+        """Create the login role, the database it owns and the restricted role the
+        application acts as (`SET ROLE`, see migration 0003), if missing (idempotent)."""
         script = (
             f"SELECT 'CREATE ROLE {APP_ROLE} LOGIN' "
             f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}')\\gexec\n"
+            f"SELECT 'CREATE ROLE {WRITER_ROLE} NOLOGIN' "
+            f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}')\\gexec\n"
+            f"GRANT {WRITER_ROLE} TO {APP_ROLE};\n"
             f"SELECT 'CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}' "
             f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{APP_DATABASE}')\\gexec\n"
         )

@@ -144,7 +144,8 @@ class Intake:
         self, inbox_id: int, deal_id: str, data: DealInput, repeated: bool
     ) -> IntakeResult:
         result: StartResult = await start_deal(self._client, data, self._task_queue)
-        await self.mark(inbox_id, "started" if result.started else "duplicate",
+        if not repeated:  # a redelivery keeps the status of the row that started the work
+            await self.mark(inbox_id, "started" if result.started else "duplicate",
                         deal_id=deal_id, workflow_id=result.workflow_id)  # fmt: skip
         return IntakeResult(inbox_id=inbox_id, deal_id=deal_id, workflow_id=result.workflow_id,
                             started=result.started, repeated=repeated)  # fmt: skip

@@ -36,6 +36,24 @@ class RulesError(ValueError):
         self.problems = problems
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (which value applies would be
+    a guess: plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"key {key!r} appears twice (first on line {first_line[key]})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def rules_version(files: dict[str, str]) -> str:
     """Content hash of the rule files (name and text), 12 hex digits."""
     digest = hashlib.sha256()
@@ -71,7 +89,7 @@ def _read(directory: Path) -> tuple[dict[str, str], dict[str, Any], list[str]]:
             continue
         texts[name] = path.read_text(encoding="utf-8")
         try:
-            data[field] = yaml.safe_load(texts[name])
+            data[field] = yaml.load(texts[name], Loader=_UniqueKeyLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""

@@ -59,6 +59,10 @@ CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
 
 CREATE FUNCTION journal_entry_period_open() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF NEW.period IS DISTINCT FROM to_char(NEW.entry_date, 'YYYY-MM') THEN
+    RAISE EXCEPTION 'journal entry % is dated % but labelled period %',
+      NEW.key, NEW.entry_date, NEW.period USING ERRCODE = 'check_violation';
+  END IF;
   IF EXISTS (SELECT 1 FROM accounting_period WHERE period = NEW.period AND status = 'locked') THEN
     RAISE EXCEPTION 'accounting period % is locked: post the correction in an open period',
       NEW.period USING ERRCODE = 'check_violation';

@@ -269,6 +269,7 @@ def _deal_properties(sub: DealSubmission, stage: str) -> dict[str, str]:
         "revops_milestones": json.dumps(milestones) if milestones else "",
         "revops_commission_plan_id": sub.commission_plan_id,
         "revops_billing_entity": sub.billing_entity or "",
+        "revops_deposit_received": _bool(sub.deposit_received),
     }
     return {name: value for name, value in properties.items() if value}
 
@@ -287,6 +288,7 @@ def _company_properties(sub: DealSubmission) -> dict[str, str]:
         "revops_legal_entity": customer.legal_entity,
         "revops_tax_registration_number": customer.tax_registration_number or "",
         "revops_payment_method": customer.payment_method.value,
+        "revops_approved_credit_limit": str(customer.approved_credit_limit or ""),
     }
     return {name: value for name, value in properties.items() if value}
 

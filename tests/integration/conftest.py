@@ -54,9 +54,9 @@ def stack_settings(
         postgres_port=pg_port,
         api_port=api_port,
         task_queue="revops-it",
-        hubspot_client_secret="it-hubspot-client-secret-3f9a",  # type: ignore[arg-type]
+        hubspot_client_secret="it-hubspot-client-secret-3f9a",
         hubspot_api_base=hubspot_server.base_url,
-        hubspot_access_token=HUBSPOT_ACCESS_TOKEN,  # type: ignore[arg-type]
+        hubspot_access_token=HUBSPOT_ACCESS_TOKEN,
     )
     yield settings
     stop_stack(settings)

@@ -77,7 +77,7 @@ async def wait_for_outcome(
 
 
 async def workflow_runs(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus | None]:
-    """Status of every run of `workflow_id` (visibility may lag a moment behind a start)."""
+    """Status of every run of `workflow_id`, as the visibility store lists them."""
     return [wf.status async for wf in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
 
 
