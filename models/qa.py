@@ -278,9 +278,12 @@ def check_recognition_consistency(ctx: GateContext) -> list[Violation]:
     kinds = {d.line_recognition(line) for line in d.lines}
     freq = d.billing_frequency.value
     if freq == "milestone" and RecognitionType.MILESTONE not in kinds:
-        out += _v("Billing by milestone but no line is recognised by milestone", billing=freq)
+        out += _v(
+            f"Deal {d.deal_id} bills by milestone but no line is recognised by milestone",
+            billing=freq,
+        )
     if freq == "tm" and RecognitionType.TIME_AND_MATERIALS not in kinds:
-        out += _v("Billing T&M but no line is recognised as T&M", billing=freq)
+        out += _v(f"Deal {d.deal_id} bills T&M but no line is recognised as T&M", billing=freq)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,13 @@ from starter.settings import PROJECT_ROOT
 pytestmark = pytest.mark.integration
 
 
-def revops(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
+async def revops(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process; awaited in a thread so this process's worker keeps
+    answering (a query on a closed workflow is answered by a worker)."""
+    return await asyncio.to_thread(_revops, services, *args)
+
+
+def _revops(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": services.settings.effective_temporal_address,
@@ -34,10 +42,11 @@ def revops(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def book_deal(**changes: object) -> dict[str, object]:
-    deal: dict[str, object] = json.loads(BOOK.read_text())[0]
+def book_deal() -> dict[str, Any]:
+    """The book's first deal as a new customer's first order."""
+    deal: dict[str, Any] = json.loads(BOOK.read_text())[0]
     deal["deal_id"] = f"cli-{uuid.uuid4().hex[:8]}"
-    deal.update(changes)
+    deal["customer"]["customer_id"] = f"cli-co-{uuid.uuid4().hex[:8]}"
     return deal
 
 
@@ -47,10 +56,10 @@ async def test_a_json_file_starts_the_deal_and_a_second_submit_is_a_duplicate(
     deal = book_deal()
     path = tmp_path / "deal.json"
     path.write_text(json.dumps(deal))
-    first = revops(services, "deal", "submit", str(path))
+    first = await revops(services, "deal", "submit", str(path))
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"started workflow deal-{deal['deal_id']}" in first.stdout
-    again = revops(services, "deal", "submit", str(path))
+    again = await revops(services, "deal", "submit", str(path))
     assert again.returncode == 0
     assert f"duplicate: workflow deal-{deal['deal_id']} already handles this deal" in again.stdout
 
@@ -67,7 +76,7 @@ async def test_a_malformed_csv_row_names_row_and_column_exits_non_zero_and_stays
     csv.writer(out, lineterminator="\n").writerows(rows)
     path = tmp_path / "deals.csv"
     path.write_text(out.getvalue())
-    result = revops(services, "deal", "submit", str(path))
+    result = await revops(services, "deal", "submit", str(path))
     assert result.returncode == 1
     assert "row 2, column quantity: 'ten' is not a number" in result.stdout
     stored = await services.pool.fetchval(
@@ -83,10 +92,10 @@ async def test_status_shows_stage_and_amounts_in_their_currency(
     deal = book_deal()
     path = tmp_path / "deal.json"
     path.write_text(json.dumps(deal))
-    assert revops(services, "deal", "submit", str(path)).returncode == 0
+    assert (await revops(services, "deal", "submit", str(path))).returncode == 0
     handle = services.client.get_workflow_handle(f"deal-{deal['deal_id']}")
     await handle.result()
-    status = revops(services, "deal", "status", str(deal["deal_id"]))
+    status = await revops(services, "deal", "status", str(deal["deal_id"]))
     assert status.returncode == 0, status.stderr
     assert "completed" in status.stdout
     assert f" {deal['currency']}" in status.stdout

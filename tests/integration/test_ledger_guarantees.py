@@ -181,6 +181,15 @@ async def test_a_line_is_one_positive_debit_or_credit(
 # --- append-only ---------------------------------------------------------------------------
 
 
+async def execute_as_owner(services: Services, statement: str, *args: object) -> str:
+    """Run `statement` as the tables' owner (the login role, not the restricted application
+    role it acts as): the append-only triggers refuse even the owner."""
+    async with services.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE NONE")
+        result: str = await conn.execute(statement, *args)
+        return result
+
+
 @pytest.mark.parametrize(
     ("statement", "table", "operation"),
     [
@@ -201,7 +210,7 @@ async def test_posted_entries_cannot_be_changed_or_deleted(
     key, entry_id = posted
 
     with pytest.raises(asyncpg.InsufficientPrivilegeError) as refused:
-        await services.pool.execute(statement, entry_id)
+        await execute_as_owner(services, statement, entry_id)
 
     assert str(refused.value) == (
         f"{table} is append-only: {operation} refused (post a correcting entry instead)"
@@ -242,7 +251,7 @@ async def test_audit_events_cannot_be_changed_or_deleted(services: Services) -> 
             asyncpg.InsufficientPrivilegeError,
             match=f"audit_event is append-only: {operation} refused",
         ):
-            await services.pool.execute(statement, key)
+            await execute_as_owner(services, statement, key)
 
     row = await services.pool.fetchrow(
         "SELECT actor FROM audit_event WHERE idempotency_key = $1", key
@@ -262,9 +271,19 @@ async def test_the_ledger_and_audit_tables_cannot_be_truncated(
             asyncpg.InsufficientPrivilegeError, match=f"{table} is append-only: TRUNCATE refused"
         ):
             async with conn.transaction():  # rolled back whatever happens
+                await conn.execute("SET LOCAL ROLE NONE")  # even the tables' owner
                 await conn.execute(f"TRUNCATE {table} CASCADE")
 
     assert await services.pool.fetchval(f"SELECT count(*) FROM {table}") >= before > 0
+
+
+async def test_the_application_role_is_refused_by_privilege_before_any_trigger(
+    services: Services, posted: tuple[str, int]
+) -> None:
+    with pytest.raises(
+        asyncpg.InsufficientPrivilegeError, match="permission denied for table journal_line"
+    ):
+        await services.pool.execute("DELETE FROM journal_line WHERE entry_id = $1", posted[1])
 
 
 async def test_the_application_role_holds_no_update_or_delete_privilege(services: Services) -> None:

@@ -73,14 +73,9 @@ def test_float_amount_is_refused() -> None:
         Money(amount=1.1, currency="USD")
 
 
-@pytest.mark.xfail(
-    reason="BUG: Money.of converts a float with Decimal(float) before the float guard runs, "
-    "so Money.of(1.005, 'USD') is silently accepted as 1.00 USD instead of refused",
-    raises=pytest.fail.Exception,
-    strict=True,
-)
 def test_float_amount_is_refused_by_the_of_factory_too() -> None:
-    with pytest.raises(ValidationError, match="not floats"):
+    """1.005 as a float is 1.00499999...: it would silently become 1.00 USD."""
+    with pytest.raises(TypeError, match="not floats"):
         Money.of(1.005, "USD")  # type: ignore[arg-type]
 
 
@@ -131,15 +126,10 @@ def test_money_is_shown_with_thousands_separators_and_currency_digits(
     assert str(Money.of(amount, currency)) == shown
 
 
-@pytest.mark.xfail(
-    reason="BUG: an amount that rounds to zero from below keeps the sign of the Decimal "
-    "zero, so Money.of('-0.004', 'USD') is shown as '-0.00 USD'",
-    raises=AssertionError,
-    strict=True,
-)
 def test_amount_rounding_to_zero_is_shown_without_a_minus_sign() -> None:
     """Tax at 8.875% on a 0.04 USD credit is -0.00355, held as zero."""
     assert usd("-0.04").times(Decimal("0.08875")).format() == "0.00 USD"
+    assert Money.of("-0.4", "JPY").format() == "0 JPY"
 
 
 # --- allocate: worked examples --------------------------------------------------------------

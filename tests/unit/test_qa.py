@@ -141,13 +141,6 @@ def test_deal_ending_before_it_starts_fails_end_after_start_on_upfront_terms(
     )
 
 
-@pytest.mark.xfail(
-    reason="BUG: run_gates raises ValueError from billing_plan (via check_credit_limit -> "
-    "credit_exposure_usd) for a deal on net terms that ends before it starts, instead of "
-    "reporting structural.end_after_start",
-    raises=ValueError,
-    strict=True,
-)
 def test_deal_ending_before_it_starts_fails_end_after_start_on_net_terms(rules: RuleSet) -> None:
     """Start 2026-07-01, end 2026-06-30, net 30: QA must report it, not crash."""
     deal = clean_deal(start=date(2026, 7, 1), end=date(2026, 6, 30))
@@ -170,7 +163,7 @@ def test_unknown_currency_fails_currency_known(rules: RuleSet) -> None:
     assert_failed(
         gate("structural.currency_known", deal, good_customer(), rules),
         Role.SALES_OPS,
-        "Currency XYZ is not an ISO 4217 code",
+        "Deal D-1: currency XYZ is not an ISO 4217 code",
     )
 
 
@@ -333,7 +326,7 @@ def test_jurisdiction_without_a_rate_fails_tax_jurisdiction_known(rules: RuleSet
     assert_failed(
         gate("structural.tax_jurisdiction_known", deal, good_customer(), rules),
         Role.BILLING,
-        "No tax rate for jurisdiction KW in the rules",
+        "Deal D-1: no tax rate for jurisdiction KW in the rules",
     )
 
 
@@ -359,7 +352,7 @@ def test_currency_no_entity_invoices_in_fails_billing_entity_known(rules: RuleSe
     assert_failed(
         gate("structural.billing_entity_known", deal, good_customer(), rules),
         Role.BILLING,
-        "No issuing entity for SEK",
+        "Deal D-1: no issuing entity for SEK",
     )
 
 
@@ -369,7 +362,7 @@ def test_unknown_requested_entity_fails_billing_entity_known(rules: RuleSet) -> 
     assert_failed(
         gate("structural.billing_entity_known", deal, good_customer(), rules),
         Role.BILLING,
-        "No issuing entity for USD named LL-DE",
+        "Deal D-1: no issuing entity named LL-DE",
     )
 
 
@@ -390,7 +383,8 @@ def test_net_30_for_a_first_order_fails_payment_terms_policy(rules: RuleSet) -> 
     assert_failed(
         gate("business.payment_terms_policy", clean_deal(), new_customer(), rules),
         Role.FINANCE,
-        "Payment terms net_30 not allowed for New customer (first order) (allowed: net_15, upfront)",
+        "Deal D-1: payment terms net_30 not allowed for New customer (first order) "
+        "(allowed: net_15, upfront)",
     )
 
 
@@ -413,7 +407,7 @@ def test_net_45_is_judged_on_arr_converted_to_usd(rules: RuleSet) -> None:
     assert_failed(
         gate("business.payment_terms_policy", in_usd, standing, rules),
         Role.FINANCE,
-        "Payment terms net_45 not allowed for Mid-market ($100K-$1M ARR) "
+        "Deal D-1: payment terms net_45 not allowed for Mid-market ($100K-$1M ARR) "
         "(allowed: net_15, net_30, upfront)",
     )
     assert_passed(gate("business.payment_terms_policy", in_eur, standing, rules))
@@ -602,7 +596,7 @@ def test_first_order_above_10k_without_deposit_fails_deposit_required(rules: Rul
     assert_failed(
         gate("business.deposit_required", small_deal("12000"), new_customer(), rules),
         Role.FINANCE,
-        "New customer (first order): order 12,000.00 USD above 10,000.00 USD needs a deposit "
+        "Deal D-1 (New customer (first order)): order 12,000.00 USD above 10,000.00 USD needs a deposit "
         "or upfront terms, deal has net_15",
     )
 
@@ -614,7 +608,7 @@ def test_first_order_deposit_threshold_is_in_usd(rules: RuleSet) -> None:
     assert_failed(
         gate("business.deposit_required", deal, new_customer(), rules),
         Role.FINANCE,
-        "New customer (first order): order 10,260.00 USD above 10,000.00 USD needs a deposit "
+        "Deal D-1 (New customer (first order)): order 10,260.00 USD above 10,000.00 USD needs a deposit "
         "or upfront terms, deal has net_15",
     )
 
@@ -626,7 +620,7 @@ def test_late_payer_needs_a_deposit_on_any_order(rules: RuleSet) -> None:
     assert_failed(
         gate("business.deposit_required", small_deal("1000"), standing, rules),
         Role.FINANCE,
-        "Customer with prior late payments: order 1,000.00 USD above 0.00 USD needs a deposit "
+        "Deal D-1 (Customer with prior late payments): order 1,000.00 USD above 0.00 USD needs a deposit "
         "or upfront terms, deal has net_15",
     )
 
@@ -658,7 +652,7 @@ def test_net_60_fails_nonstandard_terms(rules: RuleSet) -> None:
     assert_failed(
         gate("business.nonstandard_terms", deal, good_customer(), rules),
         Role.LEGAL,
-        "Payment terms net_60 are non-standard and need legal/finance review",
+        "Deal D-1: payment terms net_60 are non-standard and need legal/finance review",
     )
 
 
@@ -689,7 +683,7 @@ def test_milestone_billing_without_a_milestone_line_fails_recognition_consistenc
     assert_failed(
         gate("business.recognition_consistency", deal, good_customer(), rules),
         Role.FINANCE,
-        "Billing by milestone but no line is recognised by milestone",
+        "Deal D-1 bills by milestone but no line is recognised by milestone",
     )
 
 
@@ -699,7 +693,7 @@ def test_tm_billing_without_a_tm_line_fails_recognition_consistency(rules: RuleS
     assert_failed(
         gate("business.recognition_consistency", deal, good_customer(), rules),
         Role.FINANCE,
-        "Billing T&M but no line is recognised as T&M",
+        "Deal D-1 bills T&M but no line is recognised as T&M",
     )
 
 
@@ -728,7 +722,7 @@ def test_arr_far_from_recurring_tcv_fails_arr_vs_tcv(rules: RuleSet) -> None:
     assert_failed(
         result,
         Role.FINANCE,
-        "ARR 100,000.00 USD x 1.00 years = 100,000.00 USD but recurring TCV is "
+        "Deal D-1: ARR 100,000.00 USD x 1.00 years = 100,000.00 USD but recurring TCV is "
         "120,000.00 USD (16.7% apart, tolerance 2%)",
     )
     assert result.severity == "warning"
@@ -757,7 +751,7 @@ def test_deal_far_above_the_customers_history_fails_customer_history(rules: Rule
     assert_failed(
         result,
         Role.FINANCE,
-        "Deal TCV 120,000.00 USD is 6.0x the customer's largest prior deal 20,000.00 USD "
+        "Deal D-1 TCV 120,000.00 USD is 6.0x the customer's largest prior deal 20,000.00 USD "
         "(threshold 5x)",
     )
     assert result.severity == "warning"
@@ -851,18 +845,6 @@ OWNERS: dict[str, Role] = {
     "anomaly.customer_history": Role.FINANCE,
 }
 
-# Messages that name neither the deal, its customer nor one of its lines (STYLE rule 11).
-_UNNAMED = {
-    "structural.currency_known",
-    "structural.tax_jurisdiction_known",
-    "structural.billing_entity_known",
-    "business.payment_terms_policy",
-    "business.deposit_required",
-    "business.nonstandard_terms",
-    "anomaly.arr_vs_tcv",
-    "anomaly.customer_history",
-}
-
 
 def test_every_check_has_a_failing_scenario_and_an_owner_here() -> None:
     assert list(FAILING) == CHECK_IDS
@@ -883,23 +865,7 @@ def test_failing_scenario_fails_its_check_routed_to_the_owner_in_routes_yaml(
     assert result.evidence
 
 
-@pytest.mark.parametrize(
-    "check_id",
-    [
-        pytest.param(
-            check_id,
-            marks=pytest.mark.xfail(
-                reason="BUG: message names neither the deal, the customer nor a line "
-                "(STYLE rule 11: messages name the entity)",
-                raises=AssertionError,
-                strict=True,
-            ),
-        )
-        if check_id in _UNNAMED
-        else check_id
-        for check_id in CHECK_IDS
-    ],
-)
+@pytest.mark.parametrize("check_id", CHECK_IDS)
 def test_failure_message_names_the_deal_its_customer_or_its_line(
     check_id: str, rules: RuleSet
 ) -> None:
@@ -913,6 +879,21 @@ def test_failure_message_names_the_deal_its_customer_or_its_line(
 
     for message in gate(check_id, deal, standing, rules).messages:
         assert any(name in message for name in names), message
+
+
+@pytest.mark.parametrize(
+    "frequency", [BillingFrequency.MILESTONE, BillingFrequency.TIME_AND_MATERIALS]
+)
+def test_billing_frequency_mismatch_message_names_the_deal(
+    frequency: BillingFrequency, rules: RuleSet
+) -> None:
+    """The clean subscription deal billed on milestones, or T&M."""
+    result = gate(
+        "business.recognition_consistency", clean_deal(frequency=frequency), good_customer(), rules
+    )
+
+    assert not result.passed
+    assert all("Deal D-1" in message for message in result.messages), result.messages
 
 
 def test_clean_deal_passes_every_gate(rules: RuleSet) -> None:
