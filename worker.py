@@ -18,6 +18,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -26,6 +27,7 @@ from activities.db import create_pool
 from activities.invoicing import InvoicingActivities
 from activities.ledger import LedgerActivities
 from activities.records import RecordsActivities
+from starter.embedded_temporal import ensure_search_attributes
 from starter.settings import Settings, get_settings
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
@@ -108,10 +110,24 @@ def build_worker(
     )
 
 
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Make sure the namespace knows our search attributes (a workflow that sets an unknown
+    one cannot complete its task). Temporal Cloud refuses this call: register them there
+    with tcld or the Cloud UI (docs/operators.md)."""
+    try:
+        added = await ensure_search_attributes(client, namespace)
+    except RPCError as exc:
+        structlog.get_logger().warning("search_attributes.not_registered", reason=exc.message)
+        return
+    if added:
+        structlog.get_logger().info("search_attributes.registered", names=added)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or forever), then drain and close the pool."""
     async with AsyncExitStack() as stack:
         client = await connect_client(settings)
+        await register_search_attributes(client, settings.temporal_namespace)
         pool = await create_pool(settings.effective_database_url, max_size=20)
         stack.push_async_callback(pool.close)
         http = await stack.enter_async_context(hubspot_client(settings))

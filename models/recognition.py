@@ -23,8 +23,8 @@ Two steps, both pure:
    - T&M: recognised only as hours are approved; the schedule carries the expected
      profile (the allocated amount spread over the term by days), flagged `requires_event`.
 
-Every split uses `models.money.allocate` (largest remainder, half-up to the currency's
-minor unit), so each obligation's entries sum to its allocation and the schedule sums to
+Every split uses `models.money.allocate` (each share cut to the currency's minor unit,
+the units left over handed out by largest remainder), so each obligation's entries sum to its allocation and the schedule sums to
 the transaction price to the minor unit.
 """
 
@@ -303,5 +303,5 @@ def _convention(deal: DealSubmission) -> str:
         f"{deal.start_date}..{deal.end_date} ({deal.term_days()} days, both inclusive), each "
         "calendar month's share recognised on its last day; perpetual licenses at delivery on "
         "the start date; milestones when delivered and accepted; T&M as hours are approved; "
-        f"splits by largest remainder, rounded half-up to the {deal.currency} minor unit."
+        f"splits cut to the {deal.currency} minor unit, leftover units by largest remainder."
     )

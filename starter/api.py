@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.case import Resolution, ResolutionAction
 from models.rules import RuleSet
@@ -130,6 +130,9 @@ def _routes(app: FastAPI) -> None:
                 result = await ctx.intake.submit_deal("api", payload, raw, submitted_by=who.name)
         except (OSError, asyncpg.PostgresError) as exc:
             raise HTTPException(503, "database unavailable: nothing was stored; retry") from exc
+        except RPCError as exc:
+            # Stored in the inbox but not started: the same body again starts it.
+            raise HTTPException(503, f"Temporal unavailable ({exc.message}); retry") from exc
         code = 422 if result.problems else (202 if result.started else 200)
         return JSONResponse(result.as_json(), status_code=code)
 
@@ -149,9 +152,9 @@ def _routes(app: FastAPI) -> None:
                     result = await ctx.intake.submit_crm_event(
                         "hubspot", str(event.event_id), str(event.object_id), raw, "hubspot"
                     )
-                except (OSError, asyncpg.PostgresError) as exc:
+                except (OSError, asyncpg.PostgresError, RPCError) as exc:
                     # HubSpot redelivers on 5xx; events stored before the outage stay stored.
-                    raise HTTPException(503, "database unavailable; retry later") from exc
+                    raise HTTPException(503, "database or Temporal unavailable; retry") from exc
                 started.append(result.as_json())
         return {"received": len(events), "deals": started}
 
@@ -162,7 +165,9 @@ def _routes(app: FastAPI) -> None:
         try:
             state = await handle.query(DealWorkflow.state)
         except RPCError as exc:
-            raise HTTPException(404, f"no workflow deal-{deal_id}") from exc
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise HTTPException(404, f"no workflow deal-{deal_id}") from exc
+            raise HTTPException(503, f"Temporal unavailable ({exc.message}); retry") from exc
         return deal_status_view(state)
 
     @app.post("/cases/{case_id}/resolve")
@@ -200,3 +205,5 @@ def _verify_hubspot(request: Request, settings: Settings, body: bytes) -> None:
         )  # fmt: skip
     except WebhookAuthError as exc:
         raise HTTPException(401, f"webhook refused: {exc.reason}") from exc
+    except ValueError as exc:  # no secret configured: our fault, HubSpot should retry
+        raise HTTPException(503, f"webhook not configured: {exc}") from exc

@@ -25,13 +25,22 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class ApiKeyExists(ValueError):
+    """Key names are unique: the name is the actor every action is recorded under."""
+
+
 async def create_api_key(pool: asyncpg.Pool, name: str, role: Role) -> str:
     """Store a new key for `name` acting as `role`; returns the secret (never stored)."""
     key = f"{KEY_PREFIX}_{secrets.token_urlsafe(32)}"
-    await pool.execute(
-        "INSERT INTO api_key (name, role, key_prefix, key_hash) VALUES ($1, $2, $3, $4)",
-        name, role.value, key[:10], _digest(key),
-    )  # fmt: skip
+    try:
+        await pool.execute(
+            "INSERT INTO api_key (name, role, key_prefix, key_hash) VALUES ($1, $2, $3, $4)",
+            name, role.value, key[:10], _digest(key),
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        raise ApiKeyExists(
+            f"an API key named {name!r} exists already; choose another name"
+        ) from None
     return key
 
 

@@ -186,12 +186,16 @@ def apikey_create(
     role: Annotated[Role, typer.Option(help="The role the key acts in")],
 ) -> None:
     """Create an API key; it is shown once and stored only as a hash."""
-    from starter.api_keys import create_api_key
+    from starter.api_keys import ApiKeyExists, create_api_key
 
     async def run() -> int:
         settings = get_settings()
         async with _connected(settings) as (pool, _client, _rules):
-            key = await create_api_key(pool, name, role)
+            try:
+                key = await create_api_key(pool, name, role)
+            except ApiKeyExists as exc:
+                console.print(f"[red]{exc}")
+                return 1
         console.print(f"API key for {name} ({role.value}); store it now, it is not shown again:")
         print(key)
         return 0

@@ -94,7 +94,8 @@ class Intake:
                    workflow_id: str | None = None, errors: list[dict[str, str]] | None = None) -> None:  # fmt: skip
         await self._pool.execute(
             """UPDATE inbox SET status = $2, deal_id = coalesce($3, deal_id),
-                   workflow_id = coalesce($4, workflow_id), errors = $5 WHERE id = $1""",
+                   workflow_id = coalesce($4, workflow_id), errors = $5
+               WHERE id = $1 AND status <> 'started'""",  # a redelivery keeps 'started'
             inbox_id, status, deal_id, workflow_id, errors,
         )  # fmt: skip
 
@@ -144,8 +145,7 @@ class Intake:
         self, inbox_id: int, deal_id: str, data: DealInput, repeated: bool
     ) -> IntakeResult:
         result: StartResult = await start_deal(self._client, data, self._task_queue)
-        if not repeated:  # a redelivery keeps the status of the row that started the work
-            await self.mark(inbox_id, "started" if result.started else "duplicate",
+        await self.mark(inbox_id, "started" if result.started else "duplicate",
                         deal_id=deal_id, workflow_id=result.workflow_id)  # fmt: skip
         return IntakeResult(inbox_id=inbox_id, deal_id=deal_id, workflow_id=result.workflow_id,
                             started=result.started, repeated=repeated)  # fmt: skip

@@ -20,7 +20,7 @@ from starter.database import migrate_async
 from starter.rules_loader import load_rules
 from starter.settings import Settings
 from starter.stack import EmbeddedStack, StackInfo
-from worker import build_worker, connect_client, hubspot_client
+from worker import build_worker, connect_client, hubspot_client, register_search_attributes
 
 
 @dataclass
@@ -56,6 +56,7 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         pool = await create_pool(live.effective_database_url, max_size=20)
         exits.push_async_callback(pool.close)
         client = await connect_client(live)
+        await register_search_attributes(client, live.temporal_namespace)
         rules = load_rules(live.rules_dir)
         http = await exits.enter_async_context(hubspot_client(live))
         await exits.enter_async_context(build_worker(client, pool, http, live.task_queue))

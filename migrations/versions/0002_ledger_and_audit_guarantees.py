@@ -73,7 +73,7 @@ END $$;
 CREATE TRIGGER journal_entry_open_period BEFORE INSERT ON journal_entry
   FOR EACH ROW EXECUTE FUNCTION journal_entry_period_open();
 
--- The text an audit event's hash covers; `revops audit verify` recomputes it.
+-- The text an audit event's hash covers; a verifier recomputes it row by row.
 CREATE FUNCTION audit_event_digest(e audit_event) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT encode(sha256(convert_to(concat_ws('|',
     e.seq, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
