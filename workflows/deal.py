@@ -40,6 +40,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.exception_case import ExceptionCaseWorkflow
 
 
+# Stages that last as long as one database step: visible in the `state` query, not worth
+# a search-attribute event each.
+TRANSIENT_STAGES = frozenset({DealStage.BOOKING, DealStage.INVOICING, DealStage.RECOGNISING})
+
+
 @workflow.defn
 class DealWorkflow:
     @workflow.init
@@ -237,20 +242,26 @@ class DealWorkflow:
 
     def _set_stage(self, stage: DealStage) -> None:
         self._state.stage = stage
-        self._publish()
+        if stage not in TRANSIENT_STAGES:
+            self._publish()
 
     def _publish(self) -> None:
+        """Upsert the search attributes when what they say changed (each upsert is an event
+        in the history, so the millisecond stages between QA and the outcome are not)."""
         deal, owner = self._state.deal, self._state.owner_role()
-        updates: list[SearchAttributeUpdate[Any]] = [
-            sa.STAGE.value_set(self._state.stage.value),
-            sa.OWNER_ROLE.value_set(owner.value if owner else ""),
-        ]
+        wanted: dict[str, Any] = {sa.STAGE.name: self._state.stage.value,
+                                  sa.OWNER_ROLE.name: owner.value if owner else ""}  # fmt: skip
         if deal is not None:
-            updates += [
-                sa.AMOUNT.value_set(float(deal.total_contract_value)),
-                sa.CURRENCY.value_set(deal.currency),
-            ]
-        workflow.upsert_search_attributes(updates)
+            wanted[sa.AMOUNT.name] = float(deal.total_contract_value)
+            wanted[sa.CURRENCY.name] = deal.currency
+        current = workflow.info().typed_search_attributes
+        updates: list[SearchAttributeUpdate[Any]] = [
+            key.value_set(wanted[key.name])
+            for key in (sa.STAGE, sa.OWNER_ROLE, sa.AMOUNT, sa.CURRENCY)
+            if key.name in wanted and current.get(key) != wanted[key.name]
+        ]
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     async def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:
         self._state.finished_at = workflow.now()

@@ -22,6 +22,7 @@ from starter.deal_start import start_deal
 from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
 from worker import workflow_runner
+from workflows import search_attributes as sa
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
@@ -99,6 +100,9 @@ async def test_clean_annual_deal_is_invoiced_and_deferred(
     state = await handle.query(DealWorkflow.state)
     assert all(g.passed for g in state.gates), [g.messages for g in state.gates if not g.passed]
     assert [e.key for e in state.postings] == ["invoice:LLUS-000001"]
+    listed = (await handle.describe()).typed_search_attributes
+    assert listed.get(sa.STAGE) == "completed" and listed.get(sa.OWNER_ROLE) == ""
+    assert listed.get(sa.AMOUNT) == 120000.0 and listed.get(sa.CURRENCY) == "USD"
     assert systems.contracts[deal.deal_id].deal == deal
 
 
@@ -109,6 +113,8 @@ async def test_missing_po_opens_billing_case_and_amend_recheck_passes(
     handle = await start(env.client, deal, rules, worker.task_queue)
     await wait_for_case(env, handle, "structural.po_present")
     case = await case_handle(env.client, deal.deal_id, "structural.po_present")
+    listed = (await handle.describe()).typed_search_attributes
+    assert listed.get(sa.STAGE) == "awaiting_resolution" and listed.get(sa.OWNER_ROLE) == "billing"
     case_state: CaseState = await case.query(ExceptionCaseWorkflow.state)
     assert case_state.owner_role is Role.BILLING
     assert "requires a PO" in case_state.messages[0]
