@@ -7,9 +7,11 @@ PostgreSQL; `revops up` runs it inside the embedded stack.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +24,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities.crm import CrmActivities, HubSpotCrm
 from activities.db import create_pool
 from activities.invoicing import InvoicingActivities
@@ -97,9 +100,17 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def compile_workflow_modules() -> None:
+    """The sandbox re-runs each workflow module for every new workflow; without bytecode on
+    disk (PYTHONDONTWRITEBYTECODE, a read-only install) it compiles the source every time.
+    Writing it once at start-up measured about 10% more deals per second (bench/README.md)."""
+    compileall.compile_dir(str(Path(workflows.__file__).parent), quiet=1)
+
+
 def build_worker(
     client: Client, pool: asyncpg.Pool, http: httpx.AsyncClient, task_queue: str
 ) -> Worker:
+    compile_workflow_modules()
     return Worker(
         client,
         task_queue=task_queue,
