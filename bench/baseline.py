@@ -1,6 +1,7 @@
-"""The baseline of the standard-path benchmark: Temporal's own cost of a five-step workflow.
+"""The baseline of the standard-path benchmark: Temporal's own cost of an N-step workflow.
 
-`BaselineWorkflow` runs `steps` empty activities one after another, each a regular (not local)
+`BaselineWorkflow` runs `steps` empty activities one after another (the benchmark passes the
+number of activities a deal runs on the standard path), each a regular (not local)
 activity with the deal workflow's timeout and retry policy (`workflows.STEP_TIMEOUT`,
 `workflows.STEP_RETRY`). Whatever the benchmark measures on it is the floor the standard path
 is compared with: server round trips, workflow tasks and the SDK, with no domain work at all.

@@ -8,9 +8,10 @@ The script starts its own embedded stack (the real Temporal dev server and Postg
 their wheels) in a temporary state dir on free ports, unless TEMPORAL_ADDRESS / DATABASE_URL
 name servers to use instead; migrates, and runs the product's worker in this process
 (`starter.services.running_services`, without the HTTP API). Beside it, on its own task queue,
-the same client runs a second worker with the same worker options for the baseline
-(`bench.baseline.BaselineWorkflow`: five empty regular activities with the deal workflow's
-timeout and retry policy).
+the same client runs a second worker with the product worker's options for the baseline
+(`bench.baseline.BaselineWorkflow`: as many empty regular activities, in sequence, as a deal
+runs on the standard path, counted from the warm-up's histories; the deal workflow's timeout
+and retry policy).
 
 Each phase starts N workflows at once (at most `--concurrency` start calls in flight), waits
 for every result with a deadline, and measures workflows/s over the wall time from the first
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -35,18 +37,22 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+import httpx
 import psutil
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import Worker
 
+import worker as worker_module
 from bench.baseline import BaselineWorkflow, empty_step
 from models.billing import first_invoice
 from models.customer import CustomerStanding
@@ -62,7 +68,6 @@ from starter.settings import PROJECT_ROOT, Settings
 from starter.stack import stop_stack
 from workflows.deal import DealWorkflow
 
-STANDARD_PATH_ACTIVITIES = 5  # load standing, record gates, book, invoice, recognise
 DEFAULT_DEALS = 500
 QUICK_DEALS = 50
 DEFAULT_CONCURRENCY = 50
@@ -70,15 +75,11 @@ DEFAULT_WARMUP = 10
 DEFAULT_DEADLINE_S = 900.0
 DEFAULT_PROFILE_SAMPLE = 100
 TARGET_RATIO = 0.7
-# `worker.build_worker` sets only this option (the rest are SDK defaults); the baseline
-# worker gets the same so that the two paths differ by their workflows and activities alone.
-WORKER_MAX_CONCURRENT_ACTIVITIES = 50
 
 SAMPLE_DIR = PROJECT_ROOT / "starter" / "sample_data"
+CODE_PATHS = ("workflows", "activities", "models", "starter", "rules", "worker.py", "bench")
 BASELINE = "baseline"
 STANDARD = "standard path"
-
-log = logging.getLogger("bench.standard_path")
 
 
 # --- the deals ----------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Templates:
 
 def standard_path_templates(rules: RuleSet, sample_dir: Path = SAMPLE_DIR) -> Templates:
     """The clean deals of book.json (not "failing" in expected_qa.json) that, for a new
-    customer, pass every gate and bill at signing, so they run all five activities."""
+    customer, pass every gate and bill at signing, so they run every step of the path."""
     book: list[dict[str, Any]] = json.loads((sample_dir / "book.json").read_text("utf-8"))
     expected: dict[str, Any] = json.loads((sample_dir / "expected_qa.json").read_text("utf-8"))
     failing = {str(item["deal_id"]) for item in expected["failing"]}
@@ -111,7 +112,7 @@ def standard_path_templates(rules: RuleSet, sample_dir: Path = SAMPLE_DIR) -> Te
         elif first_invoice(deal) is None:
             excluded[deal.deal_id] = (
                 f"nothing billable at signing ({deal.billing_frequency.value} billing): "
-                f"{STANDARD_PATH_ACTIVITIES - 1} activities, not {STANDARD_PATH_ACTIVITIES}"
+                "skips the invoice activity"
             )
         else:
             kept.append(deal)
@@ -150,6 +151,7 @@ class Run:
 @dataclass(frozen=True)
 class CpuSample:
     machine_busy_s: float  # busy CPU seconds summed over every core of the machine
+    steal_s: float  # CPU seconds the hypervisor gave to other guests while we wanted them
     pieces: dict[str, dict[int, float]]  # piece -> pid -> CPU seconds (user + system)
 
 
@@ -176,7 +178,7 @@ class CpuMeter:
                 except psutil.Error:
                     continue
                 found[name][proc.pid] = times.user + times.system
-        return CpuSample(busy, found)
+        return CpuSample(busy, getattr(t, "steal", 0.0), found)
 
     @staticmethod
     def used(before: CpuSample, after: CpuSample) -> dict[str, float]:
@@ -188,6 +190,7 @@ class CpuMeter:
         machine = after.machine_busy_s - before.machine_busy_s
         used["other processes (not ours)"] = max(0.0, machine - sum(used.values()))
         used["machine (all processes)"] = machine
+        used["stolen by the hypervisor"] = after.steal_s - before.steal_s
         return used
 
 
@@ -312,6 +315,9 @@ class Breakdown:
     wft_failures: int
     events: int
     history_bytes: int
+    activity_types: tuple[str, ...] = ()
+    activity_options: frozenset[str] = frozenset()  # timeouts and retry policy, as scheduled
+    wft_failure_causes: tuple[str, ...] = ()  # e.g. sticky queue schedule-to-start timeouts
 
     @property
     def total(self) -> float:
@@ -323,11 +329,30 @@ def _seconds(event: Any) -> float:
     return nanos / 1e9
 
 
+def _activity_options(attrs: Any) -> str:
+    """How an activity was scheduled: its kind of timeouts and retry policy, in words."""
+
+    def dur(d: Any) -> str:
+        return f"{d.ToTimedelta().total_seconds():g}s" if d.ByteSize() else "-"
+
+    retry = attrs.retry_policy
+    return (
+        f"start_to_close={dur(attrs.start_to_close_timeout)} "
+        f"schedule_to_close={dur(attrs.schedule_to_close_timeout)} "
+        f"heartbeat={dur(attrs.heartbeat_timeout)} "
+        f"retry(initial={dur(retry.initial_interval)} backoff={retry.backoff_coefficient:g} "
+        f"max={dur(retry.maximum_interval)} attempts={retry.maximum_attempts or 'unlimited'})"
+    )
+
+
 async def breakdown(client: Client, workflow_id: str) -> Breakdown:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     at: dict[int, float] = {}
     sums = {"wft_queue": 0.0, "wft_run": 0.0, "act_queue": 0.0, "act_run": 0.0}
-    wfts = acts = retries = wft_failures = size = 0
+    wfts = acts = retries = size = 0
+    types: list[str] = []
+    causes: list[str] = []
+    options: set[str] = set()
     for ev in history.events:
         t = at[ev.event_id] = _seconds(ev)
         size += ev.ByteSize()
@@ -338,11 +363,16 @@ async def breakdown(client: Client, workflow_id: str) -> Breakdown:
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             sums["wft_run"] += t - at[ev.workflow_task_completed_event_attributes.started_event_id]
             wfts += 1
-        elif kind in (
-            EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-            EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-        ):
-            wft_failures += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            cause = ev.workflow_task_failed_event_attributes.cause
+            causes.append(f"failed: {WorkflowTaskFailedCause.Name(cause)}")
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            timeout = ev.workflow_task_timed_out_event_attributes.timeout_type
+            causes.append(f"timed out: {TimeoutType.Name(timeout)}")
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs_sc = ev.activity_task_scheduled_event_attributes
+            types.append(attrs_sc.activity_type.name)
+            options.add(_activity_options(attrs_sc))
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             attrs_as = ev.activity_task_started_event_attributes
             sums["act_queue"] += t - at[attrs_as.scheduled_event_id]
@@ -356,7 +386,9 @@ async def breakdown(client: Client, workflow_id: str) -> Breakdown:
         wft_queue=sums["wft_queue"], wft_run=sums["wft_run"],
         act_queue=sums["act_queue"], act_run=sums["act_run"],
         workflow_tasks=wfts, activities=acts, activity_retries=retries,
-        wft_failures=wft_failures, events=len(events), history_bytes=size,
+        wft_failures=len(causes), events=len(events), history_bytes=size,
+        activity_types=tuple(types), activity_options=frozenset(options),
+        wft_failure_causes=tuple(causes),
     )  # fmt: skip
 
 
@@ -407,14 +439,32 @@ def bench_settings(state_dir: Path, tag: str) -> Settings:
     )
 
 
-def baseline_worker(client: Client, task_queue: str) -> Worker:
-    """The baseline's own worker: same client (data converter, interceptors), same options."""
+async def product_worker_options(services: Services) -> dict[str, Any]:
+    """The keyword options `worker.build_worker` gives the product's `Worker` (sandbox runner,
+    concurrency limits, ...), minus the task queue, workflows and activities. They are
+    captured from a call with `Worker` stood in for, so no second product worker is built."""
+    captured: dict[str, Any] = {}
+
+    def capture(*_client: Client, **options: Any) -> None:
+        captured.update(options)
+
+    async with httpx.AsyncClient() as http:  # never called: the activities are only created
+        with patch.object(worker_module, "Worker", capture):
+            worker_module.build_worker(services.client, services.pool, http, "unused")
+    for name in ("task_queue", "workflows", "activities"):
+        captured.pop(name, None)
+    return captured
+
+
+def baseline_worker(client: Client, task_queue: str, options: dict[str, Any]) -> Worker:
+    """The baseline's own worker: the same client (data converter, interceptors) and the
+    same worker options as the product's worker; only its workflow and activity differ."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[BaselineWorkflow],
         activities=[empty_step],
-        max_concurrent_activities=WORKER_MAX_CONCURRENT_ACTIVITIES,
+        **options,
     )
 
 
@@ -428,8 +478,11 @@ def check_deal(result: Any) -> str | None:
     return None
 
 
-def check_baseline(result: Any) -> str | None:
-    return None if result == STANDARD_PATH_ACTIVITIES else f"unexpected result {result!r}"
+def check_baseline(steps: int) -> CheckResult:
+    def check(result: Any) -> str | None:
+        return None if result == steps else f"unexpected result {result!r}, expected {steps}"
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -442,6 +495,10 @@ class Options:
     profile_sample: int
 
 
+class BenchError(RuntimeError):
+    """The benchmark cannot measure what it means to (the warm-up failed, say)."""
+
+
 @dataclass
 class Report:
     machine: dict[str, Any]
@@ -449,6 +506,10 @@ class Report:
     excluded: dict[str, str]
     phases: list[Phase]
     breakdowns: dict[str, list[tuple[Run, Breakdown]]]
+    steps: int
+    deal_activity_types: tuple[str, ...]
+    worker_options: list[str]
+    code_changed: bool
 
     def totals(self, label: str) -> tuple[int, float]:
         phases = [p for p in self.phases if p.label == label and p.round_no > 0]
@@ -467,15 +528,20 @@ class Report:
     def failed(self) -> bool:
         return any(p.errors or p.timed_out for p in self.phases)
 
+    def activity_options(self, label: str) -> list[str]:
+        return sorted({o for _, b in self.breakdowns.get(label, []) for o in b.activity_options})
+
 
 class Bench:
-    def __init__(self, services: Services, rules: RuleSet, templates: Templates, tag: str):
+    def __init__(self, services: Services, templates: Templates, tag: str) -> None:
         self.services = services
         self.client = services.client
-        self.rules = rules
         self.templates = templates
         self.tag = tag
         self.baseline_queue = f"{services.settings.task_queue}-baseline"
+        self.steps = 0  # activities per deal on the standard path, counted in the warm-up
+        self.deal_activity_types: tuple[str, ...] = ()
+        self.worker_options: dict[str, Any] = {}
         pieces = {"python (client + both workers)": (os.getpid(), False)}
         if services.stack.temporal is not None:
             pieces["temporal dev server"] = (services.stack.temporal.pid, True)
@@ -494,12 +560,13 @@ class Bench:
                 ),
                 source="api",
                 submitted_by="bench",
-                rules=self.rules,
+                rules=self.services.rules,
             )
             for i in range(count)
         ]
 
-    async def standard(self, phase_id: str, count: int, opts: Options, round_no: int) -> Phase:
+    async def standard(self, phase_id: str, count: int, deadline_s: float, opts: Options,
+                       round_no: int) -> Phase:  # fmt: skip
         inputs = self.deal_inputs(phase_id, count)  # built before the clock starts
         queue = self.services.settings.task_queue
 
@@ -511,17 +578,17 @@ class Bench:
 
         return await run_phase(
             STANDARD, round_no, count, start_one, check_deal,
-            concurrency=opts.concurrency, deadline_s=opts.deadline_s, meter=self.meter,
+            concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
         )  # fmt: skip
 
-    async def baseline(self, phase_id: str, count: int, opts: Options, round_no: int) -> Phase:
+    async def baseline(self, phase_id: str, count: int, deadline_s: float, opts: Options,
+                       round_no: int) -> Phase:  # fmt: skip
         async def start_one(i: int) -> WorkflowHandle[Any, Any]:
-            workflow_id = f"bench-baseline-{self.tag}-{phase_id}-{i:05d}"
             # The same start options as starter.deal_start.start_deal.
             return await self.client.start_workflow(
                 BaselineWorkflow.run,
-                STANDARD_PATH_ACTIVITIES,
-                id=workflow_id,
+                self.steps,
+                id=f"bench-baseline-{self.tag}-{phase_id}-{i:05d}",
                 task_queue=self.baseline_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -529,27 +596,74 @@ class Bench:
             )
 
         return await run_phase(
-            BASELINE, round_no, count, start_one, check_baseline,
-            concurrency=opts.concurrency, deadline_s=opts.deadline_s, meter=self.meter,
+            BASELINE, round_no, count, start_one, check_baseline(self.steps),
+            concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
         )  # fmt: skip
+
+    async def calibrate(self, warm: Phase) -> None:
+        """Count the activities a deal runs on the standard path (from the warm-up's
+        histories), so the baseline runs exactly as many."""
+        if warm.errors or warm.timed_out or not warm.ok:
+            details = "; ".join(warm.errors[:3]) or f"{warm.timed_out} still running"
+            raise BenchError(f"the warm-up deals did not complete: {details}")
+        sample = await profile(self.client, warm, len(warm.ok))
+        counts = {b.activity_types for _, b in sample}
+        if len(counts) != 1:
+            raise BenchError(f"warm-up deals ran different activities: {sorted(counts)}")
+        self.deal_activity_types = counts.pop()
+        self.steps = len(self.deal_activity_types)
 
     async def run(self, opts: Options) -> list[Phase]:
         phases: list[Phase] = []
-        async with baseline_worker(self.client, self.baseline_queue):
-            if opts.warmup > 0:  # round 0: not measured (sandbox imports, pool connections)
-                eprint(f"warm-up: {opts.warmup} baseline workflows and {opts.warmup} deals")
-                phases.append(await self.baseline("w", opts.warmup, opts, 0))
-                phases.append(await self.standard("w", opts.warmup, opts, 0))
+        # Round 0 (not measured): sandbox imports, pool connections, and the step count.
+        warm_deadline = min(opts.deadline_s, 60.0 + 2.0 * opts.warmup)
+        eprint(f"warm-up: {opts.warmup} deals")
+        phases.append(await self.standard("w", opts.warmup, warm_deadline, opts, 0))
+        await self.calibrate(phases[-1])
+        self.worker_options = await product_worker_options(self.services)
+        async with baseline_worker(self.client, self.baseline_queue, self.worker_options):
+            eprint(f"warm-up: {opts.warmup} baseline workflows of {self.steps} empty activities")
+            phases.append(await self.baseline("w", opts.warmup, warm_deadline, opts, 0))
             for r in range(1, opts.rounds + 1):
                 eprint(f"round {r}: {opts.deals} baseline workflows")
-                phases.append(await self.baseline(f"r{r}", opts.deals, opts, r))
+                phases.append(await self.baseline(f"r{r}", opts.deals, opts.deadline_s, opts, r))
                 eprint(f"round {r}: {opts.deals} deals through the standard path")
-                phases.append(await self.standard(f"r{r}", opts.deals, opts, r))
+                phases.append(await self.standard(f"r{r}", opts.deals, opts.deadline_s, opts, r))
         return phases
 
 
 def eprint(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def code_fingerprint() -> str:
+    """Names, sizes and mtimes of the code and rules the worker loads: a change during the
+    run (the workflow sandbox re-imports workflow modules from disk) would mix versions."""
+    digest = hashlib.sha256()
+    for top in CODE_PATHS:
+        root = PROJECT_ROOT / top
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            if path.suffix in {".py", ".yaml"} and path.is_file():
+                stat = path.stat()
+                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The git commit and whether tracked files differ from it (read-only git calls)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return f"{commit or '?'}{' + uncommitted changes' if dirty else ''}"
 
 
 def machine_description() -> dict[str, Any]:
@@ -570,6 +684,7 @@ def machine_description() -> dict[str, Any]:
         "python": platform.python_version(),
         "temporalio": version("temporalio"),
         "temporal_cli": cli,
+        "code": code_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -578,6 +693,7 @@ async def benchmark(opts: Options) -> Report:
     rules = load_rules(PROJECT_ROOT / "rules")
     templates = standard_path_templates(rules)
     machine = machine_description()
+    fingerprint = code_fingerprint()
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="revops-bench-", ignore_cleanup_errors=True) as tmp:
         settings = bench_settings(Path(tmp) / "state", tag)
@@ -586,16 +702,16 @@ async def benchmark(opts: Options) -> Report:
             async with running_services(settings, with_api=False) as services:
                 machine["temporal_address"] = services.stack.temporal_address
                 machine["postgresql"] = await services.pool.fetchval("SHOW server_version")
-                bench = Bench(services, services.rules, templates, tag)
+                bench = Bench(services, templates, tag)
                 phases = await bench.run(opts)
                 breakdowns: dict[str, list[tuple[Run, Breakdown]]] = {}
-                last = [p for p in phases if p.round_no == opts.rounds]
                 if opts.profile_sample > 0:
-                    eprint(f"reading {opts.profile_sample} histories per phase")
-                    for phase in last:
-                        breakdowns[phase.label] = await profile(
-                            services.client, phase, opts.profile_sample
-                        )
+                    eprint(f"reading up to {opts.profile_sample} histories per phase")
+                    for phase in phases:
+                        if phase.round_no == opts.rounds:
+                            breakdowns[phase.label] = await profile(
+                                services.client, phase, opts.profile_sample
+                            )
         finally:
             if settings.embedded_temporal or settings.embedded_database:
                 # Belt and braces: whatever was started for this state dir stops, even when
@@ -603,8 +719,23 @@ async def benchmark(opts: Options) -> Report:
                 await asyncio.to_thread(stop_stack, settings)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return Report(
-        machine, [d.deal_id for d in templates.deals], templates.excluded, phases, breakdowns
+        machine=machine,
+        templates=[d.deal_id for d in templates.deals],
+        excluded=templates.excluded,
+        phases=phases,
+        breakdowns=breakdowns,
+        steps=bench.steps,
+        deal_activity_types=bench.deal_activity_types,
+        worker_options=sorted(f"{k}={_brief(v)}" for k, v in bench.worker_options.items()),
+        code_changed=code_fingerprint() != fingerprint,
     )
+
+
+def _brief(value: Any) -> str:
+    """A worker option in a few words: scalars as they are, objects by their type."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)
+    return type(value).__name__
 
 
 # --- output -------------------------------------------------------------------------------
@@ -699,11 +830,27 @@ def print_report(report: Report, opts: Options, command: str) -> None:
         f"PostgreSQL {m.get('postgresql', '?')}"
     )
     print(f"load average at start / end: {m['load_average_at_start']} / {m['load_average_at_end']}")
+    print(f"code: {m['code']}")
     print(
         f"deals: {len(report.templates)} templates from book.json, each run under a new deal "
         f"and customer id; start concurrency {opts.concurrency}; warm-up {opts.warmup} of each; "
         f"order per round: baseline, then standard path"
     )
+    for deal_id, why in report.excluded.items():
+        print(f"not a template: {deal_id}: {why}")
+    print(
+        f"standard path: {report.steps} activities per deal "
+        f"({', '.join(report.deal_activity_types)}); baseline: {report.steps} empty activities"
+    )
+    for label in report.breakdowns:
+        for option in report.activity_options(label):
+            print(f"activity options ({label}): {option}")
+    print(f"worker options (both workers): {', '.join(report.worker_options) or 'SDK defaults'}")
+    if report.code_changed:
+        print(
+            "WARNING: code or rules under the project changed while the benchmark ran; "
+            "the figures may mix versions: run it again"
+        )
     print()
     for line in results_table(report):
         print(line)
@@ -712,6 +859,11 @@ def print_report(report: Report, opts: Options, command: str) -> None:
             print()
             for line in table:
                 print(line)
+    for label, sample in report.breakdowns.items():
+        causes = Counter(c for _, b in sample for c in b.wft_failure_causes)
+        if causes:
+            listed = ", ".join(f"{n} × {c}" for c, n in causes.most_common())
+            print(f"workflow task failures in the {label} sample: {listed}")
     errors = [e for p in report.phases for e in p.errors]
     timed_out = sum(p.timed_out for p in report.phases)
     if errors or timed_out:
@@ -729,11 +881,19 @@ def report_json(report: Report, opts: Options, command: str) -> dict[str, Any]:
         "templates": report.templates,
         "excluded_templates": report.excluded,
         "phases": [p.summary() for p in report.phases],
+        "steps": report.steps,
+        "deal_activity_types": report.deal_activity_types,
+        "worker_options": report.worker_options,
+        "activity_options": {label: report.activity_options(label) for label in report.breakdowns},
+        "code_changed_during_run": report.code_changed,
         "ratio": round(report.ratio, 3),
         "target_ratio": TARGET_RATIO,
         "target_met": report.ratio >= TARGET_RATIO,
         "breakdowns": {
-            label: [asdict(b) for _, b in sample] for label, sample in report.breakdowns.items()
+            label: [
+                {**asdict(b), "activity_options": sorted(b.activity_options)} for _, b in sample
+            ]
+            for label, sample in report.breakdowns.items()
         },
     }
 
@@ -741,13 +901,19 @@ def report_json(report: Report, opts: Options, command: str) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         prog="python -m bench.standard_path",
-        description="Deals/s through the standard path against a trivial 5-activity baseline.",
+        description="Deals/s through the standard path against a trivial baseline of as many empty activities.",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--deals", type=int, default=DEFAULT_DEALS, help="N per phase (500)")
     size.add_argument("--quick", action="store_true", help=f"smoke run: N = {QUICK_DEALS}")
-    parser.add_argument("--rounds", type=int, default=1, help="baseline+standard rounds (1)")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="unmeasured, each")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of baseline then standard path, alternating (1)",
+    )
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
+                        help="unmeasured workflows of each kind first (≥ 1; 10)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="start calls in flight at most (50)")  # fmt: skip
     parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S,
@@ -759,10 +925,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
                         help=f"exit 2 when the ratio is below {TARGET_RATIO}")  # fmt: skip
     args = parser.parse_args(argv)
     deals = QUICK_DEALS if args.quick else args.deals
-    if deals < 1 or args.rounds < 1 or args.concurrency < 1 or args.deadline <= 0:
-        parser.error("--deals, --rounds and --concurrency must be ≥ 1, --deadline > 0")
+    if min(deals, args.rounds, args.concurrency, args.warmup) < 1 or args.deadline <= 0:
+        parser.error("--deals, --rounds, --warmup and --concurrency must be ≥ 1, --deadline > 0")
     opts = Options(
-        deals=deals, rounds=args.rounds, warmup=max(0, args.warmup),
+        deals=deals, rounds=args.rounds, warmup=args.warmup,
         concurrency=args.concurrency, deadline_s=args.deadline,
         profile_sample=max(0, args.profile_sample),
     )  # fmt: skip
@@ -780,6 +946,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         eprint("interrupted: the stack was stopped")
         return 130
+    except BenchError as exc:
+        eprint(f"benchmark failed: {exc} (the stack was stopped)")
+        return 1
     print_report(report, opts, command.strip())
     if args.json:
         args.json.write_text(json.dumps(report_json(report, opts, command.strip()), indent=2))
