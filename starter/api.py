@@ -29,7 +29,7 @@ from starter.hubspot_signature import (
     parse_hubspot_events,
     verify_hubspot_v3,
 )
-from starter.intake import Intake, parse_json_text
+from starter.intake import Intake, content_id, parse_json_text
 from starter.settings import Settings
 from starter.status_view import deal_status_view
 from workflows.deal import DealWorkflow
@@ -140,10 +140,21 @@ def _routes(app: FastAPI) -> None:
     async def hubspot_webhook(request: Request, ctx: Context) -> dict[str, Any]:
         body = await request.body()
         _verify_hubspot(request, ctx.settings, body)
+        raw = body.decode("utf-8", errors="replace")
+        try:  # the authenticated request as received, before anything is parsed
+            batch_id, _ = await ctx.intake.store_raw(
+                "hubspot-webhook", content_id(raw), "application/json", raw
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise HTTPException(503, "database unavailable: nothing was stored; retry") from exc
         try:
             events = parse_hubspot_events(body)
         except ValueError as exc:
+            await ctx.intake.mark(
+                batch_id, "invalid", errors=[{"field": "body", "rule": str(exc), "input": ""}]
+            )
             raise HTTPException(422, str(exc)) from exc
+        await ctx.intake.mark(batch_id, "parsed")
         started = []
         for event in events:
             if event.property_name == "dealstage" and event.property_value in CLOSED_WON_STAGES:

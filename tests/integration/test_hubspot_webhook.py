@@ -115,7 +115,8 @@ async def test_a_signed_closed_won_webhook_reads_the_deal_from_hubspot_and_invoi
     deal_id, seeded = seed_deal(hubspot_server)
     event_id = new_event_id()
 
-    response = await deliver(api, webhook(services, secret, deal_id, event_id))
+    request = webhook(services, secret, deal_id, event_id)
+    response = await deliver(api, request)
 
     assert response.status_code == 200
     answer = response.json()
@@ -133,6 +134,12 @@ async def test_a_signed_closed_won_webhook_reads_the_deal_from_hubspot_and_invoi
         deal_id,
         f"deal-{deal_id}",
     )
+    # The authenticated request body itself is kept too, byte for byte, before parsing.
+    sent = request.body.decode()
+    batch = await services.pool.fetchrow(
+        "SELECT status, body FROM inbox WHERE source = 'hubspot-webhook' AND body = $1", sent
+    )
+    assert batch is not None and batch["status"] == "parsed"
     assert json.loads(row["body"])["objectId"] == int(deal_id)
 
     outcome = await wait_for_outcome(services.client, f"deal-{deal_id}")
