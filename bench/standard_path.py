@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from models.qa import run_gates
 from models.rules import RuleSet
 from starter.deal_start import start_deal
 from starter.embedded_temporal import temporal_binary
+from starter.ports import free_ports
 from starter.rules_loader import load_rules
 from starter.services import Services, running_services
 from starter.settings import PROJECT_ROOT, Settings
@@ -411,17 +411,6 @@ async def profile(
 
 
 # --- the run ------------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def bench_settings(state_dir: Path, tag: str) -> Settings:

@@ -4,7 +4,6 @@ endpoints), migrations, the worker and the HTTP API. `revops up` and `revops dem
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from activities.db import create_pool
 from models.rules import RuleSet
 from starter.api import ApiContext, create_app
 from starter.database import migrate_async
+from starter.ports import port_free
 from starter.rules_loader import load_rules
 from starter.settings import Settings
 from starter.stack import EmbeddedStack, StackInfo
@@ -35,11 +35,6 @@ class Services:
     @property
     def ui_url(self) -> str:
         return self.stack.temporal_ui_url or "(your Temporal cluster's UI)"
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) != 0
 
 
 @asynccontextmanager

@@ -7,12 +7,12 @@ Set TEMPORAL_ADDRESS / DATABASE_URL to run the same tests against servers of you
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from starter.ports import free_ports
 from starter.services import Services, running_services
 from starter.settings import Settings
 from starter.stack import stop_stack
@@ -20,17 +20,6 @@ from tests.fakes.hubspot_server import FakeHubSpotServer
 
 # The private-app token the worker presents to the fake HubSpot API.
 HUBSPOT_ACCESS_TOKEN = "pat-eu1-it-7d3e1b90-4c2a-4f58-9e61-0a8b5c2d7f14"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture(scope="session")

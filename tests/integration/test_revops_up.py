@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from starter.demo import BOOK
+from starter.ports import free_ports
 from starter.settings import PROJECT_ROOT
-from tests.integration.conftest import free_ports
 
 pytestmark = pytest.mark.integration
 

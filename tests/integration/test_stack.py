@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from starter.embedded_postgres import EmbeddedPostgres
 from starter.embedded_temporal import TemporalError
+from starter.ports import free_ports
 from starter.settings import Settings
 from starter.stack import EmbeddedStack, StackInfo, is_running, running_stack, stop_stack
 from workflows import search_attributes
@@ -26,20 +27,9 @@ from workflows import search_attributes
 pytestmark = pytest.mark.integration
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
-    temporal_port, ui_port, pg_port = _free_ports(3)
+    temporal_port, ui_port, pg_port = free_ports(3)
     settings = Settings(
         state_dir=tmp_path / "state",
         temporal_address=None,
