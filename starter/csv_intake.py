@@ -358,12 +358,13 @@ def _number(raw: str) -> Decimal:
 
 
 def _date(raw: str) -> date:
+    problem = _CellError(f"{raw!r} is not a date (expected YYYY-MM-DD)")
+    if not _ISO_DATE.match(raw):
+        raise problem
     try:
-        if _ISO_DATE.match(raw):
-            return date.fromisoformat(raw)
+        return date.fromisoformat(raw)  # 2026-02-30 matches the pattern but is no date
     except ValueError:
-        pass
-    raise _CellError(f"{raw!r} is not a date (expected YYYY-MM-DD)")
+        raise problem from None
 
 
 def _split_milestones(raw: str) -> Iterator[list[str]]:

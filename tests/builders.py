@@ -21,6 +21,12 @@ from models.deal import (
     ProductType,
     RecognitionType,
 )
+from models.money import Money
+
+
+def usd(amount: str) -> Money:
+    """An amount in USD, written as finance writes it: usd("1200.50")."""
+    return Money.of(amount, "USD")
 
 
 def make_customer(customer_id: str = "C-100") -> Customer:

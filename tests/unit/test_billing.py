@@ -21,7 +21,7 @@ from models.billing import (
 from models.calendar_math import days_inclusive
 from models.deal import BillingFrequency, DealSubmission, ProductType, RecognitionType
 from models.money import Money, money_sum
-from tests.builders import make_deal, make_line, make_milestone
+from tests.builders import make_deal, make_line, make_milestone, usd
 from tests.strategies import deals
 
 MONTHLY = BillingFrequency.MONTHLY
@@ -29,10 +29,6 @@ QUARTERLY = BillingFrequency.QUARTERLY
 PERPETUAL = RecognitionType.PERPETUAL_LICENSE
 MILESTONE = RecognitionType.MILESTONE
 TM = RecognitionType.TIME_AND_MATERIALS
-
-
-def usd(amount: str) -> Money:
-    return Money.of(amount, "USD")
 
 
 def line_amounts(deal: DealSubmission, line_id: str) -> list[str]:

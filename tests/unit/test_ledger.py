@@ -34,7 +34,7 @@ from models.ledger import (
 from models.money import Money, money_sum
 from models.recognition import RecognitionSchedule, build_schedule
 from models.rules import RuleSet
-from tests.builders import make_deal, make_line
+from tests.builders import make_deal, make_line, usd
 from tests.strategies import deals
 
 AR = Account.ACCOUNTS_RECEIVABLE
@@ -42,10 +42,6 @@ UNBILLED = Account.UNBILLED_RECEIVABLE
 DEFERRED = Account.DEFERRED_REVENUE
 TAX = Account.TAX_PAYABLE
 REVENUE = Account.REVENUE
-
-
-def usd(amount: str) -> Money:
-    return Money.of(amount, "USD")
 
 
 def issue(deal: DealSubmission, rules: RuleSet, number: str = "LLUS-000001") -> Invoice:

@@ -20,11 +20,7 @@ from models.money import (
     quantize,
     quantum,
 )
-
-
-def usd(amount: str) -> Money:
-    return Money.of(amount, "USD")
-
+from tests.builders import usd
 
 # --- minor units and rounding ---------------------------------------------------------------
 

@@ -17,17 +17,13 @@ from models.recognition import (
     allocate_transaction_price,
     build_schedule,
 )
-from tests.builders import make_deal, make_line, make_milestone
+from tests.builders import make_deal, make_line, make_milestone, usd
 from tests.strategies import deals
 
 RATABLE = RecognitionType.RATABLE
 PERPETUAL = RecognitionType.PERPETUAL_LICENSE
 MILESTONE = RecognitionType.MILESTONE
 TM = RecognitionType.TIME_AND_MATERIALS
-
-
-def usd(amount: str) -> Money:
-    return Money.of(amount, "USD")
 
 
 def amounts(schedule: RecognitionSchedule, line_id: str) -> list[str]:
