@@ -8,16 +8,16 @@ from temporalio import activity
 
 from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.ledger import (
-    account_balance,
-    deal_balances,
     fetch_journal_entry,
     insert_journal_entry,
+    ledger_position,
     lock_deal,
 )
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.deal_flow import DealBalances
 from models.invoice import Invoice, InvoiceDraft, invoice_number
 from models.ledger import Account, JournalEntry, billing_entry
+from models.money import Money
 
 
 class IssueInvoiceInput(BaseModel):
@@ -54,14 +54,15 @@ class InvoicingActivities:
                 invoice = Invoice.model_validate(existing)
                 entry = await fetch_journal_entry(conn, f"invoice:{invoice.number}")
                 assert entry is not None, "an invoice is stored with its posting"
-                balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
+                position = await ledger_position(conn, invoice.deal_id, invoice.currency)
                 return IssueInvoiceResult(
-                    invoice=invoice, entry=entry, issued_now=False, balances=balances
+                    invoice=invoice, entry=entry, issued_now=False, balances=position.balances()
                 )
             invoice = await self._number(conn, data.draft)
             await self._store(conn, invoice, data.idempotency_key)
-            unbilled = await account_balance(
-                conn, invoice.deal_id, Account.UNBILLED_RECEIVABLE, invoice.currency
+            position = await ledger_position(conn, invoice.deal_id, invoice.currency)
+            unbilled = position.accounts.get(
+                Account.UNBILLED_RECEIVABLE, Money.zero(invoice.currency)
             )
             entry = billing_entry(invoice, unbilled)
             await insert_journal_entry(conn, entry)
@@ -71,19 +72,16 @@ class InvoicingActivities:
                 after={"number": invoice.number, "total": str(invoice.total),
                        "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
                 rules_version=data.rules_version))  # fmt: skip
-            balances = await deal_balances(conn, invoice.deal_id, invoice.currency)
             return IssueInvoiceResult(
-                invoice=invoice, entry=entry, issued_now=True, balances=balances
+                invoice=invoice, entry=entry, issued_now=True, balances=position.after(entry)
             )
 
     async def _number(self, conn: DbConnection, draft: InvoiceDraft) -> Invoice:
-        await conn.execute(
-            "INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-            draft.entity.code,
-        )
         sequence: int = await conn.fetchval(
-            """UPDATE invoice_sequence SET last_number = last_number + 1
-               WHERE entity_code = $1 RETURNING last_number""",
+            """INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 1)
+               ON CONFLICT (entity_code)
+               DO UPDATE SET last_number = invoice_sequence.last_number + 1
+               RETURNING last_number""",
             draft.entity.code,
         )
         number = invoice_number(draft.entity.invoice_prefix, sequence)

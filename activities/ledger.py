@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 
 import asyncpg
@@ -12,33 +11,43 @@ from temporalio import activity
 from activities.db import DbConnection, insert_audit_event, workflow_ids
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.deal_flow import DealBalances
-from models.ledger import Account, JournalEntry, JournalLine, recognition_entry
+from models.ledger import (
+    Account,
+    JournalEntry,
+    JournalLine,
+    account_balances,
+    recognition_entry,
+)
 from models.money import Money
 from models.recognition import RecognitionSchedule
 
 
 async def insert_journal_entry(conn: DbConnection, entry: JournalEntry) -> bool:
-    """Post `entry` unless its key was posted before; True when posted now.
+    """Post `entry` (header and lines in one statement) unless its key was posted before;
+    True when posted now.
 
     Balance is checked again by the database at commit (a deferred constraint trigger).
     """
     workflow_id, run_id = workflow_ids()
-    entry_id = await conn.fetchval(
-        """INSERT INTO journal_entry (key, entry_date, period, deal_id, description,
-               workflow_id, run_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING id""",
+    lines = entry.lines
+    status: str = await conn.execute(
+        """WITH posted AS (
+               INSERT INTO journal_entry (key, entry_date, period, deal_id, description,
+                   workflow_id, run_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING id)
+           INSERT INTO journal_line (entry_id, account, debit, credit, currency, line_id)
+           SELECT posted.id, l.account, l.debit, l.credit, l.currency, l.line_id
+           FROM posted, unnest($8::text[], $9::numeric[], $10::numeric[], $11::text[],
+                               $12::text[]) WITH ORDINALITY
+                AS l(account, debit, credit, currency, line_id, n)
+           ORDER BY l.n""",
         entry.key, entry.entry_date, entry.period, entry.deal_id, entry.description,
         workflow_id, run_id,
+        [line.account.value for line in lines], [line.debit for line in lines],
+        [line.credit for line in lines], [line.currency for line in lines],
+        [line.line_id for line in lines],
     )  # fmt: skip
-    if entry_id is None:
-        return False
-    await conn.executemany(
-        """INSERT INTO journal_line (entry_id, account, debit, credit, currency, line_id)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        [(entry_id, line.account.value, line.debit, line.credit, line.currency, line.line_id)
-         for line in entry.lines],
-    )  # fmt: skip
-    return True
+    return not status.endswith(" 0")
 
 
 async def fetch_journal_entry(conn: DbConnection, key: str) -> JournalEntry | None:
@@ -61,17 +70,42 @@ async def fetch_journal_entry(conn: DbConnection, key: str) -> JournalEntry | No
     )  # fmt: skip
 
 
-async def account_balance(
-    conn: DbConnection, deal_id: str, account: Account, currency: str
-) -> Money:
-    """Debit-positive balance of one account for one deal."""
-    value = await conn.fetchval(
-        """SELECT coalesce(sum(l.debit - l.credit), 0) FROM journal_line l
+class LedgerPosition(BaseModel):
+    """One deal's ledger in one currency: debit-positive account balances and the revenue
+    recognised so far per contract line."""
+
+    currency: str
+    accounts: dict[Account, Money]
+    revenue_by_line: dict[str, Money]
+
+    def after(self, entry: JournalEntry) -> DealBalances:
+        """The deal's balances once `entry` is posted on top of this position."""
+        posted = account_balances([entry], self.currency)
+        zero = Money.zero(self.currency)
+        accounts = {a: self.accounts.get(a, zero) + posted[a] for a in Account}
+        return DealBalances.from_accounts(accounts, self.currency)
+
+    def balances(self) -> DealBalances:
+        return DealBalances.from_accounts(self.accounts, self.currency)
+
+
+async def ledger_position(conn: DbConnection, deal_id: str, currency: str) -> LedgerPosition:
+    """The deal's position, read in one query."""
+    rows = await conn.fetch(
+        """SELECT l.account, l.line_id, sum(l.debit - l.credit) AS balance FROM journal_line l
            JOIN journal_entry e ON e.id = l.entry_id
-           WHERE e.deal_id = $1 AND l.account = $2 AND l.currency = $3""",
-        deal_id, account.value, currency,
+           WHERE e.deal_id = $1 AND l.currency = $2 GROUP BY l.account, l.line_id""",
+        deal_id, currency,
     )  # fmt: skip
-    return Money(amount=value, currency=currency)
+    zero = Money.zero(currency)
+    accounts: dict[Account, Money] = {}
+    revenue_by_line: dict[str, Money] = {}
+    for r in rows:
+        account, amount = Account(r["account"]), Money(amount=r["balance"], currency=currency)
+        accounts[account] = accounts.get(account, zero) + amount
+        if account is Account.REVENUE and r["line_id"] is not None:
+            revenue_by_line[r["line_id"]] = revenue_by_line.get(r["line_id"], zero) - amount
+    return LedgerPosition(currency=currency, accounts=accounts, revenue_by_line=revenue_by_line)
 
 
 async def lock_deal(conn: DbConnection, deal_id: str) -> None:
@@ -80,7 +114,11 @@ async def lock_deal(conn: DbConnection, deal_id: str) -> None:
 
 
 class PostRecognitionInput(BaseModel):
-    schedule: RecognitionSchedule
+    """Post what the stored schedule makes due by `as_of` (the schedule itself is written
+    with the contract, so only its key travels through the workflow's history)."""
+
+    deal_id: str
+    currency: str
     as_of: date
     delivered_milestones: list[str] = []
     rules_version: str
@@ -91,25 +129,34 @@ class PostRecognitionResult(BaseModel):
     balances: DealBalances
 
 
-async def deal_balances(conn: DbConnection, deal_id: str, currency: str) -> DealBalances:
-    """The deal's contract balances, all four accounts in one read."""
-    rows = await conn.fetch(
-        """SELECT l.account, sum(l.debit - l.credit) AS balance FROM journal_line l
-           JOIN journal_entry e ON e.id = l.entry_id
-           WHERE e.deal_id = $1 AND l.currency = $2 GROUP BY l.account""",
-        deal_id, currency,
+async def store_schedule(conn: DbConnection, schedule: RecognitionSchedule) -> None:
+    """Write the contract's recognition schedule (version 1) once; a retry writes nothing."""
+    await conn.executemany(
+        """INSERT INTO recognition_schedule (deal_id, version, entry_no, line_id, period,
+               recognition_date, amount, currency, kind, milestone_id, requires_event)
+           VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
+        [(schedule.deal_id, n, e.line_id, e.period, e.recognition_date, e.amount.amount,
+          e.amount.currency, str(e.kind), e.milestone_id, e.requires_event)
+         for n, e in enumerate(schedule.entries, start=1)],
     )  # fmt: skip
-    debit_balance = {r["account"]: r["balance"] for r in rows}
 
-    def balance(account: Account) -> Money:
-        return Money(amount=debit_balance.get(account.value, 0), currency=currency)
 
-    return DealBalances(
-        recognised=-balance(Account.REVENUE),
-        deferred_revenue=-balance(Account.DEFERRED_REVENUE),
-        unbilled_receivable=balance(Account.UNBILLED_RECEIVABLE),
-        receivable=balance(Account.ACCOUNTS_RECEIVABLE),
-    )
+async def due_by_line(
+    conn: DbConnection, deal_id: str, currency: str, as_of: date, delivered: list[str]
+) -> dict[str, Money]:
+    """Revenue the latest stored schedule makes recognisable by `as_of`, per line: entries
+    dated on or before it whose event (milestone accepted) has happened. T&M entries need
+    approved hours, never the schedule, so they are never due here (as in
+    `RecognitionSchedule.entries_recognisable_as_of`)."""
+    rows = await conn.fetch(
+        """SELECT line_id, sum(amount) AS amount FROM recognition_schedule
+           WHERE deal_id = $1 AND currency = $2 AND recognition_date <= $3
+             AND version = (SELECT max(version) FROM recognition_schedule WHERE deal_id = $1)
+             AND (NOT requires_event OR milestone_id = ANY($4::text[]))
+           GROUP BY line_id""",
+        deal_id, currency, as_of, delivered,
+    )  # fmt: skip
+    return {r["line_id"]: Money(amount=r["amount"], currency=currency) for r in rows}
 
 
 class LedgerActivities:
@@ -118,38 +165,36 @@ class LedgerActivities:
 
     @activity.defn
     async def post_recognition(self, data: PostRecognitionInput) -> PostRecognitionResult:
-        """Store the schedule and recognise what is earned by `as_of` and not yet recognised.
+        """Recognise what the stored schedule makes due by `as_of` and is not yet recognised.
 
         The entry's key names the deal and the date, so a retried attempt finds the posted
         entry instead of posting again.
         """
-        schedule = data.schedule
-        deal_id, currency = schedule.deal_id, schedule.currency
+        deal_id, currency = data.deal_id, data.currency
         key = f"recognition:{deal_id}:{data.as_of.isoformat()}"
         async with self._pool.acquire() as conn, conn.transaction():
             await lock_deal(conn, deal_id)
-            entry = await fetch_journal_entry(conn, key)
-            if entry is None:
-                await self._store_schedule(conn, schedule)
-                entry = await self._post_due(conn, data, key)
-            return PostRecognitionResult(
-                entry=entry, balances=await deal_balances(conn, deal_id, currency)
-            )
+            posted = await fetch_journal_entry(conn, key)
+            position = await ledger_position(conn, deal_id, currency)
+            if posted is not None:
+                return PostRecognitionResult(entry=posted, balances=position.balances())
+            entry = await self._post_due(conn, data, key, position)
+            balances = position.after(entry) if entry else position.balances()
+            return PostRecognitionResult(entry=entry, balances=balances)
 
     async def _post_due(
-        self, conn: DbConnection, data: PostRecognitionInput, key: str
+        self, conn: DbConnection, data: PostRecognitionInput, key: str, position: LedgerPosition
     ) -> JournalEntry | None:
-        deal_id, currency = data.schedule.deal_id, data.schedule.currency
-        done = await self._recognised_by_line(conn, deal_id, currency)
-        delta = {
-            k: v - done.get(k, Money.zero(currency)) for k, v in self._due_by_line(data).items()
-        }
+        deal_id, currency = data.deal_id, data.currency
+        done = position.revenue_by_line
+        due = await due_by_line(conn, deal_id, currency, data.as_of, data.delivered_milestones)
+        delta = {k: v - done.get(k, Money.zero(currency)) for k, v in due.items()}
         delta = {k: v for k, v in delta.items() if v.amount > 0}
         entry = recognition_entry(
             key=key, deal_id=deal_id, entry_date=data.as_of,
             description=f"Revenue recognised for deal {deal_id} through {data.as_of}",
             revenue_by_line=delta,
-            deferred_balance=-(await account_balance(conn, deal_id, Account.DEFERRED_REVENUE, currency)),
+            deferred_balance=-position.accounts.get(Account.DEFERRED_REVENUE, Money.zero(currency)),
         )  # fmt: skip
         if entry is not None:
             await insert_journal_entry(conn, entry)
@@ -158,31 +203,3 @@ class LedgerActivities:
                 subject=f"deal:{deal_id}", rules_version=data.rules_version,
                 after={"entry": key, "by_line": {k: str(v) for k, v in delta.items()}}))  # fmt: skip
         return entry
-
-    def _due_by_line(self, data: PostRecognitionInput) -> dict[str, Money]:
-        due: dict[str, Money] = defaultdict(lambda: Money.zero(data.schedule.currency))
-        delivered = frozenset(data.delivered_milestones)
-        for e in data.schedule.entries_recognisable_as_of(data.as_of, delivered):
-            due[e.line_id] = due[e.line_id] + e.amount
-        return dict(due)
-
-    async def _recognised_by_line(
-        self, conn: DbConnection, deal_id: str, currency: str
-    ) -> dict[str, Money]:
-        rows = await conn.fetch(
-            """SELECT l.line_id, sum(l.credit - l.debit) AS amount FROM journal_line l
-               JOIN journal_entry e ON e.id = l.entry_id
-               WHERE e.deal_id = $1 AND l.account = $2 AND l.currency = $3 GROUP BY l.line_id""",
-            deal_id, Account.REVENUE.value, currency,
-        )  # fmt: skip
-        return {r["line_id"]: Money(amount=r["amount"], currency=currency) for r in rows}
-
-    async def _store_schedule(self, conn: DbConnection, schedule: RecognitionSchedule) -> None:
-        await conn.executemany(
-            """INSERT INTO recognition_schedule (deal_id, version, entry_no, line_id, period,
-                   recognition_date, amount, currency, kind, milestone_id, requires_event)
-               VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
-            [(schedule.deal_id, n, e.line_id, e.period, e.recognition_date, e.amount.amount,
-              e.amount.currency, str(e.kind), e.milestone_id, e.requires_event)
-             for n, e in enumerate(schedule.entries, start=1)],
-        )  # fmt: skip

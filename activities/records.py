@@ -9,10 +9,12 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.db import insert_audit_event, jsonable
+from activities.ledger import store_schedule
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.qa import GateResult
+from models.recognition import build_schedule
 
 
 class LoadStandingInput(BaseModel):
@@ -151,7 +153,8 @@ class RecordsActivities:
 
     @activity.defn
     async def book_contract(self, data: BookContractInput) -> BookContractResult:
-        """Write the customer (first time only) and the contract; once per deal."""
+        """Write the customer (first time only), the contract and its recognition schedule;
+        once per deal."""
         deal, c = data.deal, data.deal.customer
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.execute(
@@ -173,6 +176,7 @@ class RecordsActivities:
                 deal.start_date, deal.end_date, deal.billing_frequency.value,
                 deal.recognition_type.value, jsonable(deal), data.rules_version,
             )  # fmt: skip
+            await store_schedule(conn, build_schedule(deal))
             await insert_audit_event(
                 conn,
                 AuditEvent(

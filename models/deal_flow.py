@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from models.case import CaseOutcome
 from models.deal import DealSubmission
 from models.invoice import Invoice
-from models.ledger import JournalEntry
+from models.ledger import Account, JournalEntry
 from models.money import Money
 from models.qa import GateResult
 from models.recognition import RecognitionSchedule
@@ -52,6 +52,20 @@ class DealBalances(BaseModel):
     deferred_revenue: Money
     unbilled_receivable: Money
     receivable: Money
+
+    @classmethod
+    def from_accounts(cls, debit_balances: dict[Account, Money], currency: str) -> DealBalances:
+        """From debit-positive account balances (as `models.ledger.account_balances` gives)."""
+
+        def debit(account: Account) -> Money:
+            return debit_balances.get(account, Money.zero(currency))
+
+        return cls(
+            recognised=-debit(Account.REVENUE),
+            deferred_revenue=-debit(Account.DEFERRED_REVENUE),
+            unbilled_receivable=debit(Account.UNBILLED_RECEIVABLE),
+            receivable=debit(Account.ACCOUNTS_RECEIVABLE),
+        )
 
 
 class DealState(BaseModel):

@@ -56,6 +56,7 @@ class DealWorkflow:
             deal_id=deal_id, stage=DealStage.QA, source=data.source, deal=data.deal,
             rules_version=data.rules.version, started_at=workflow.now(),
         )  # fmt: skip
+        self._schedule_stored = False
         self._cases: dict[
             str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]
         ] = {}
@@ -74,7 +75,11 @@ class DealWorkflow:
 
     @workflow.query
     def state(self) -> DealState:
-        return self._state
+        if not self._schedule_stored:
+            return self._state
+        # book_contract stored the schedule this same pure function builds; it is computed
+        # when asked for, so it never travels through (or bloats) the history.
+        return self._state.model_copy(update={"schedule": build_schedule(self._deal)})
 
     @property
     def _deal(self) -> DealSubmission:
@@ -200,8 +205,9 @@ class DealWorkflow:
             BookContractInput(deal=deal, usd_rate=self._rules.credit.usd_rates.get(deal.currency, 0),
                               rules_version=self._rules.version),
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
-            summary="write customer and contract to the system of record",
+            summary="write customer, contract and recognition schedule to the system of record",
         )  # fmt: skip
+        self._schedule_stored = True
 
     async def _issue_first_invoice(self, deal: DealSubmission) -> None:
         self._set_stage(DealStage.INVOICING)
@@ -225,14 +231,12 @@ class DealWorkflow:
 
     async def _recognise(self, deal: DealSubmission) -> None:
         self._set_stage(DealStage.RECOGNISING)
-        schedule = build_schedule(deal)
-        self._state.schedule = schedule
         result = await workflow.execute_activity_method(
             LedgerActivities.post_recognition,
-            PostRecognitionInput(schedule=schedule, as_of=workflow.now().date(),
-                                 rules_version=self._rules.version),
+            PostRecognitionInput(deal_id=deal.deal_id, currency=deal.currency,
+                                 as_of=workflow.now().date(), rules_version=self._rules.version),
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
-            summary="store the recognition schedule and post revenue earned to date",
+            summary="post the revenue earned to date under the stored schedule",
         )  # fmt: skip
         self._state.balances = result.balances
         if result.entry is not None:

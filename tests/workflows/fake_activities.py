@@ -26,7 +26,8 @@ from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.deal_flow import DealBalances
 from models.invoice import Invoice, invoice_number
-from models.ledger import Account, JournalEntry, account_balances, billing_entry, recognition_entry
+from models.ledger import JournalEntry, account_balances, billing_entry, recognition_entry
+from models.recognition import build_schedule
 
 
 class FakeSystems:
@@ -44,11 +45,7 @@ class FakeSystems:
 
     def balances(self, deal_id: str, currency: str) -> DealBalances:
         mine = [e for e in self.entries.values() if e.deal_id == deal_id]
-        b = account_balances(mine, currency)
-        return DealBalances(
-            recognised=-b[Account.REVENUE], deferred_revenue=-b[Account.DEFERRED_REVENUE],
-            unbilled_receivable=b[Account.UNBILLED_RECEIVABLE], receivable=b[Account.ACCOUNTS_RECEIVABLE],
-        )  # fmt: skip
+        return DealBalances.from_accounts(account_balances(mine, currency), currency)
 
     @activity.defn(name="load_customer_standing")
     async def load_customer_standing(self, data: LoadStandingInput) -> CustomerStanding:
@@ -92,7 +89,7 @@ class FakeSystems:
 
     @activity.defn(name="post_recognition")
     async def post_recognition(self, data: PostRecognitionInput) -> PostRecognitionResult:
-        s = data.schedule
+        s = build_schedule(self.contracts[data.deal_id].deal)  # as book_contract stores it
         by_line: dict[str, Any] = {}
         for e in s.entries_recognisable_as_of(data.as_of, frozenset(data.delivered_milestones)):
             by_line[e.line_id] = by_line[e.line_id] + e.amount if e.line_id in by_line else e.amount
