@@ -25,17 +25,26 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
+from activities.cases import CaseActivities
 from activities.crm import CrmActivities, HubSpotCrm
 from activities.db import create_pool
 from activities.invoicing import InvoicingActivities
 from activities.ledger import LedgerActivities
+from activities.notifications import NotificationActivities, SmtpSettings
 from activities.records import RecordsActivities
+from starter.embedded_mail import smtp_settings
 from starter.embedded_temporal import ensure_search_attributes
+from starter.rules_loader import load_rule_book
+from starter.rules_store import store_rule_book
 from starter.settings import Settings, get_settings
 from workflows.deal import DealWorkflow
+from workflows.escalation import EscalationWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
+from workflows.override_signoff import OverrideSignoffWorkflow
 
-WORKFLOWS: Sequence[type] = (DealWorkflow, ExceptionCaseWorkflow)
+WORKFLOWS: Sequence[type] = (
+    DealWorkflow, ExceptionCaseWorkflow, EscalationWorkflow, OverrideSignoffWorkflow,
+)  # fmt: skip
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -75,8 +84,17 @@ def hubspot_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[Callable[..., Any]]:
+def activity_list(
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    smtp: SmtpSettings | None = None,
+    chat_webhook_url: str | None = None,
+) -> list[Callable[..., Any]]:
+    """Every activity; without `smtp`, notifications fail (non-retryable) and cases record
+    that nobody could be told."""
     records = RecordsActivities(pool)
+    cases = CaseActivities(pool)
+    notifications = NotificationActivities(pool, smtp, chat_webhook_url, http)
     invoicing = InvoicingActivities(pool)
     ledger = LedgerActivities(pool)
     crm = CrmActivities(HubSpotCrm(http))
@@ -84,8 +102,11 @@ def activity_list(pool: asyncpg.Pool, http: httpx.AsyncClient) -> list[Callable[
         records.load_customer_standing,
         records.record_gate_results,
         records.book_contract,
-        records.record_case,
         records.record_outcome,
+        cases.open_case,
+        cases.record_case_event,
+        cases.record_override_event,
+        notifications.send_notification,
         invoicing.issue_invoice,
         ledger.post_recognition,
         crm.read_crm_deal,
@@ -108,14 +129,19 @@ def compile_workflow_modules() -> None:
 
 
 def build_worker(
-    client: Client, pool: asyncpg.Pool, http: httpx.AsyncClient, task_queue: str
+    client: Client,
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    task_queue: str,
+    smtp: SmtpSettings | None = None,
+    chat_webhook_url: str | None = None,
 ) -> Worker:
     compile_workflow_modules()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activity_list(pool, http),
+        activities=activity_list(pool, http, smtp, chat_webhook_url),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=50,
     )
@@ -141,8 +167,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         await register_search_attributes(client, settings.temporal_namespace)
         pool = await create_pool(settings.effective_database_url, max_size=20)
         stack.push_async_callback(pool.close)
+        await store_rule_book(pool, load_rule_book(settings.rules_dir))
         http = await stack.enter_async_context(hubspot_client(settings))
-        worker = build_worker(client, pool, http, settings.task_queue)
+        smtp = smtp_settings(settings) if settings.smtp_host else None
+        worker = build_worker(client, pool, http, settings.task_queue, smtp=smtp,
+                              chat_webhook_url=settings.chat_webhook_url.get_secret_value()
+                              if settings.chat_webhook_url else None)  # fmt: skip
         structlog.get_logger().info("worker.started", task_queue=settings.task_queue)
         async with worker:
             await (stop.wait() if stop else asyncio.Future())

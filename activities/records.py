@@ -27,6 +27,8 @@ class RecordGatesInput(BaseModel):
     deal_id: str
     run_no: int
     results: list[GateResult]
+    deal: DealSubmission = Field(description="What the gates saw, kept for `rules replay`")
+    standing: CustomerStanding
     rules_version: str
     submitted_by: str = Field(description="Who submitted the deal (recorded on the first run)")
     source: str = ""
@@ -49,17 +51,6 @@ class BookContractInput(BaseModel):
 class BookContractResult(BaseModel):
     contract_id: str
     customer_created: bool
-
-
-class CaseRecordInput(BaseModel):
-    case_id: str
-    subject: str
-    check_id: str
-    owner_role: str
-    status: str
-    messages: list[str]
-    rules_version: str
-    resolution: dict[str, object] | None = None
 
 
 class RecordsActivities:
@@ -123,6 +114,12 @@ class RecordsActivities:
                      r.owner_role.value, r.messages, r.evidence, r.rules_version)
                     for r in data.results
                 ],
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO gate_input (deal_id, run_no, deal, standing, rules_version)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+                data.deal_id, data.run_no, jsonable(data.deal), jsonable(data.standing),
+                data.rules_version,
             )  # fmt: skip
             if data.run_no == 1:
                 await insert_audit_event(conn, AuditEvent(
@@ -190,34 +187,3 @@ class RecordsActivities:
                 ),
             )  # fmt: skip
         return BookContractResult(contract_id=deal.deal_id, customer_created=created.endswith("1"))
-
-    @activity.defn
-    async def record_case(self, data: CaseRecordInput) -> None:
-        """Keep the operators' list of cases in step with the case workflow."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO exception_case (case_id, subject, check_id, owner_role, status,
-                       messages, rules_version, resolution)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
-                       owner_role = EXCLUDED.owner_role, resolution = EXCLUDED.resolution,
-                       resolved_at = CASE WHEN EXCLUDED.status = 'open' THEN NULL ELSE now() END,
-                       opened_at = CASE WHEN EXCLUDED.status = 'open' AND
-                           exception_case.status <> 'open' THEN now()
-                           ELSE exception_case.opened_at END""",
-                data.case_id, data.subject, data.check_id, data.owner_role, data.status,
-                data.messages, data.rules_version, data.resolution,
-            )  # fmt: skip
-            await insert_audit_event(
-                conn,
-                AuditEvent(
-                    key=f"{data.case_id}:{activity.info().workflow_run_id}:{data.status}",
-                    actor=str((data.resolution or {}).get("actor", SYSTEM_ACTOR)),
-                    action=f"case.{data.status}",
-                    subject=data.subject,
-                    after={"case_id": data.case_id, "check_id": data.check_id,
-                           "owner_role": data.owner_role, "resolution": data.resolution},
-                    reason_code=str((data.resolution or {}).get("reason_code") or "") or None,
-                    rules_version=data.rules_version,
-                ),
-            )  # fmt: skip

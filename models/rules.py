@@ -79,10 +79,12 @@ class CreditPolicy(_Strict):
 
 
 class CheckRoute(_Strict):
-    """Who owns a failed check (the fuller route with SLAs arrives with the operating layer)."""
+    """Who owns a failed check, the SLA they have, and the chain that takes over after it."""
 
     owner_role: Role
     severity: str = "error"
+    sla_business_hours: Annotated[Decimal, Field(gt=0, le=10_000)] = Decimal(8)
+    escalation: str | None = Field(default=None, description="A chain in escalation.yaml")
 
 
 class OwnershipEntry(_Strict):
@@ -109,6 +111,12 @@ class TaxRate(_Strict):
     name: str = Field(description="Label printed on the invoice, e.g. 'VAT 20%'")
 
 
+class IntegrationPolicy(_Strict):
+    """How long an outside system gets before its owning team is given a case (seed 001)."""
+
+    crm_read_attempts: int = Field(ge=1, le=100, description="Tries of a CRM read, then a case")
+
+
 class RuleSet(_Strict):
     """Every policy the workflows apply, with the content hash of the files it came from."""
 
@@ -120,6 +128,7 @@ class RuleSet(_Strict):
     reason_codes: dict[str, str] = Field(description="code → meaning")
     tax_rates: dict[str, TaxRate] = Field(description="jurisdiction → rate")
     entities: dict[str, BillingEntity]
+    integrations: IntegrationPolicy
 
     @model_validator(mode="after")
     def _entities_cover_currencies(self) -> RuleSet:

@@ -13,10 +13,13 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     Numeric,
     Text,
     UniqueConstraint,
@@ -145,6 +148,43 @@ class ExceptionCaseRecord(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     resolution: Any = _json(nullable=True)
     rules_version: str = Field(sa_column=Column(Text, nullable=False))
+    level: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    sla_deadline: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    breached: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
+    override_expires_on: date | None = None
+    signoff_due: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    signed_off_by: str | None = Field(default=None, sa_column=Column(Text))
+    signed_off_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    audit_flagged: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
+
+
+class RuleSetRecord(SQLModel, table=True):
+    """Every rule set a deal or case ran under, by version (content hash), with its files."""
+
+    __tablename__ = "rule_set"
+
+    version: str = Field(sa_column=Column(Text, primary_key=True))
+    policy: Any = _json()
+    operating: Any = _json()
+    files: Any = _json()
+    created_at: datetime = _created()
+
+
+class GateInputRecord(SQLModel, table=True):
+    """What one run of the QA gates saw (deal and customer standing), for `rules replay`."""
+
+    __tablename__ = "gate_input"
+
+    deal_id: str = Field(sa_column=Column(Text, primary_key=True))
+    run_no: int = Field(primary_key=True)
+    deal: Any = _json()
+    standing: Any = _json()
+    rules_version: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _created()
 
 
 class InvoiceSequence(SQLModel, table=True):
@@ -254,3 +294,26 @@ class AuditEventRecord(SQLModel, table=True):
     run_id: str | None = Field(default=None, sa_column=Column(Text))
     prev_hash: str | None = Field(default=None, sa_column=Column(Text))
     hash: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class NotificationRecord(SQLModel, table=True):
+    """A notification (e-mail, optional chat post), once per idempotency key: inserted as
+    `sending` before anything is sent, `sent` once the SMTP server accepted it."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        CheckConstraint("status IN ('sending', 'sent')", name="notification_status_known"),
+    )
+
+    idempotency_key: str = Field(sa_column=Column(Text, primary_key=True))
+    subject_ref: str = Field(sa_column=Column(Text, nullable=False, index=True))
+    recipients: Any = _json()
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(Text, nullable=False, server_default="sending"))
+    message_id: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _created()
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    sent_to: Any = _json(nullable=True)
+    chat_posted: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )

@@ -10,19 +10,22 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.case import Resolution, ResolutionAction
 from models.rules import RuleSet
 from models.validation import describe_validation_error
 from starter.api_keys import ApiPrincipal, authenticate
+from starter.case_actions import CaseRefused
+from starter.case_actions import resolve_case as resolve_case_update
 from starter.hubspot_signature import (
     WebhookAuthError,
     hubspot_request_uri,
@@ -33,7 +36,6 @@ from starter.intake import Intake, content_id, parse_json_text
 from starter.settings import Settings
 from starter.status_view import deal_status_view
 from workflows.deal import DealWorkflow
-from workflows.exception_case import ExceptionCaseWorkflow
 
 CLOSED_WON_STAGES = frozenset({"closedwon"})
 
@@ -77,13 +79,15 @@ Principal = Annotated[ApiPrincipal, Depends(_principal)]
 
 
 class CaseResolutionBody(BaseModel):
-    """A resolution as an API caller sends it; the actor and role come from the API key."""
+    """A resolution as an API caller sends it; the actor is the person the API key belongs to
+    (its name, `<person id>` or `<person id>:<label>`), whose roles the directory gives."""
 
     action: ResolutionAction
     reason_code: str
     note: str = ""
     amendments: dict[str, Any] = {}
     approver: str | None = None
+    override_expires_on: date | None = None
 
 
 def create_app(ctx: ApiContext | None = None, settings: Settings | None = None) -> FastAPI:
@@ -186,14 +190,13 @@ def _routes(app: FastAPI) -> None:
         case_id: str, body: CaseResolutionBody, ctx: Context, who: Principal
     ) -> dict[str, Any]:
         try:
-            resolution = Resolution(actor=who.name, actor_role=who.role, **body.model_dump())
+            resolution = Resolution(actor=who.person, **body.model_dump())
         except ValidationError as exc:
             raise HTTPException(422, describe_validation_error(exc)) from exc
-        handle = ctx.client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id)
         try:
-            state = await handle.execute_update(ExceptionCaseWorkflow.resolve, resolution)
-        except WorkflowUpdateFailedError as exc:
-            raise HTTPException(409, f"refused: {exc.cause}") from exc
+            state = await resolve_case_update(ctx.client, ctx.pool, case_id, resolution)
+        except CaseRefused as exc:
+            raise HTTPException(409, f"refused: {exc.why}") from exc
         except RPCError as exc:
             raise HTTPException(404, f"no open case {case_id}: {exc.message}") from exc
         return state.model_dump(mode="json")

@@ -15,10 +15,16 @@ KEY_PREFIX = "rvk"
 
 @dataclass(frozen=True)
 class ApiPrincipal:
-    """The authenticated caller: the key's name is the actor, its role the actor's role."""
+    """The authenticated caller. A key is named `<person id>` or `<person id>:<label>` (one
+    person may hold several keys, e.g. `maria.santos:laptop`); the person is the actor whose
+    roles the role directory gives on case resolutions. `role` gates intake."""
 
     name: str
     role: Role
+
+    @property
+    def person(self) -> str:
+        return self.name.split(":", 1)[0]
 
 
 def _digest(key: str) -> str:

@@ -23,10 +23,8 @@ app = typer.Typer(
 )
 deal_app = typer.Typer(help="Submit deals and see where they stand.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
-rules_app = typer.Typer(help="The rules in rules/.", no_args_is_help=True)
 app.add_typer(deal_app, name="deal")
 app.add_typer(apikey_app, name="apikey")
-app.add_typer(rules_app, name="rules")
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 
@@ -95,12 +93,15 @@ def worker() -> None:
 async def _connected(settings: Settings) -> AsyncIterator[Any]:
     """Pool, client and rules for one command against a running stack or production."""
     from activities.db import create_pool
-    from starter.rules_loader import load_rules
+    from starter.rules_loader import load_rule_book
+    from starter.rules_store import store_rule_book
     from worker import connect_client
 
     pool = await create_pool(settings.effective_database_url, max_size=4)
     try:
-        yield pool, await connect_client(settings), load_rules(settings.rules_dir)
+        book = load_rule_book(settings.rules_dir)
+        await store_rule_book(pool, book)  # cases opened under these rules can read them
+        yield pool, await connect_client(settings), book.policy
     finally:
         await pool.close()
 
@@ -203,19 +204,18 @@ def apikey_create(
     _run(run)
 
 
-@rules_app.command("check")
-def rules_check(directory: Annotated[Path | None, typer.Option("--rules")] = None) -> None:
-    """Validate the rules and print the effective routing table."""
-    from starter.rules_loader import RulesError, load_rules
+def _register_subcommands() -> None:
+    from starter.audit_commands import audit_app
+    from starter.case_commands import case_app, cases_command
+    from starter.rules_commands import rules_app
 
-    try:
-        rules = load_rules(directory or get_settings().rules_dir)
-    except RulesError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(1) from None
-    console.print(f"rules version {rules.version}: valid")
-    for check_id, route in sorted(rules.routes.items()):
-        console.print(f"  {check_id:40} → {route.owner_role.value} ({route.severity})")
+    app.add_typer(case_app, name="case")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(rules_app, name="rules")
+    app.command("cases")(cases_command)
+
+
+_register_subcommands()
 
 
 def main() -> None:

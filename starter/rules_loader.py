@@ -7,13 +7,17 @@ field, so an operator can fix it without reading Python.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from models.routing import OperatingRules, OperatingRulesSource
 from models.rules import RuleSet
 
 # RuleSet field → the file that holds it.
@@ -25,7 +29,37 @@ RULE_FILES: dict[str, str] = {
     "reason_codes": "reason_codes.yaml",
     "tax_rates": "tax_rates.yaml",
     "entities": "entities.yaml",
+    "integrations": "integrations.yaml",
 }
+# OperatingRulesSource field -> the file that holds it (routes and reason codes are shared).
+OPERATING_FILES: dict[str, str] = {
+    "routes": "routes.yaml",
+    "escalation": "escalation.yaml",
+    "directory": "directory.yaml",
+    "calendars": "calendars.yaml",
+    "overrides": "overrides.yaml",
+    "reason_codes": "reason_codes.yaml",
+}
+ALL_FILES: dict[str, str] = {**RULE_FILES, **OPERATING_FILES}
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Every rule file, validated: the policy deals run under and the operating layer's rules,
+    under one version."""
+
+    policy: RuleSet
+    operating: OperatingRules
+    texts: dict[str, str]
+
+    @property
+    def version(self) -> str:
+        return self.policy.version
+
+
+def holiday_years(today: date) -> range:
+    """Years whose public holidays calendars hold: last year to three years ahead."""
+    return range(today.year - 1, today.year + 4)
 
 
 class RulesError(ValueError):
@@ -82,7 +116,7 @@ def _read(directory: Path) -> tuple[dict[str, str], dict[str, Any], list[str]]:
     texts: dict[str, str] = {}
     data: dict[str, Any] = {}
     problems: list[str] = []
-    for field, name in RULE_FILES.items():
+    for field, name in ALL_FILES.items():
         path = directory / name
         if not path.is_file():
             problems.append(f"{path}: file is missing")
@@ -97,23 +131,64 @@ def _read(directory: Path) -> tuple[dict[str, str], dict[str, Any], list[str]]:
     return texts, data, problems
 
 
-def load_rules(directory: Path) -> RuleSet:
-    """Validate every rule file in `directory` and return the versioned rule set."""
+def load_rule_book(directory: Path, today: date | None = None) -> RuleBook:
+    """Validate every rule file in `directory`; holidays are expanded around `today`.
+
+    The version hashes the files, the `holidays` package version and the years expanded, so
+    a calendar that changes because the package did also changes the version.
+    """
     texts, data, problems = _read(directory)
     if problems:
         raise RulesError(problems)
+    years = holiday_years(today or date.today())
+    marker = (
+        f"holidays {importlib.metadata.version('holidays')} years {years.start}-{years.stop - 1}"
+    )
+    version = rules_version({**texts, "(holidays)": marker})
     try:
-        return RuleSet.model_validate({**data, "version": rules_version(texts)})
+        policy = RuleSet.model_validate({f: data[f] for f in RULE_FILES} | {"version": version})
     except ValidationError as exc:
-        raise RulesError(_describe(directory, texts, exc)) from None
+        raise RulesError(_describe(directory, texts, exc, RULE_FILES)) from None
+    try:
+        source = OperatingRulesSource.model_validate({f: data[f] for f in OPERATING_FILES})
+    except ValidationError as exc:
+        raise RulesError(_describe(directory, texts, exc, OPERATING_FILES)) from None
+    try:
+        operating = source.build(version, years)
+    except (ValidationError, ValueError) as exc:
+        raise RulesError(_cross_file_problems(directory, exc)) from None
+    return RuleBook(policy=policy, operating=operating, texts=texts)
 
 
-def _describe(directory: Path, texts: dict[str, str], exc: ValidationError) -> list[str]:
+def load_rules(directory: Path) -> RuleSet:
+    """The policy part of the rule book (what deal workflows run under)."""
+    return load_rule_book(directory).policy
+
+
+def _cross_file_problems(directory: Path, exc: Exception) -> list[str]:
+    """Problems found across files (a route naming a missing chain, a role nobody holds)."""
+    messages = (
+        [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        if isinstance(exc, ValidationError)
+        else [str(exc)]
+    )
+    problems = []
+    for message in messages:
+        for part in message.split("; "):
+            field = part.split(".", 1)[0].split(":", 1)[0]
+            name = OPERATING_FILES.get(field, "?")
+            problems.append(f"{directory / name}: {part}")
+    return problems
+
+
+def _describe(
+    directory: Path, texts: dict[str, str], exc: ValidationError, files: dict[str, str]
+) -> list[str]:
     problems = []
     for error in exc.errors():
         loc = list(error["loc"])
         field = str(loc[0]) if loc else "entities"
-        name = RULE_FILES.get(field, "?")
+        name = files.get(field, "?")
         inner = loc[1:]
         line = _line_of(yaml.compose(texts[name]), inner) if name in texts else None
         where = f" line {line}" if line else ""

@@ -13,11 +13,14 @@ import uvicorn
 from temporalio.client import Client
 
 from activities.db import create_pool
+from activities.notifications import SmtpSettings
 from models.rules import RuleSet
 from starter.api import ApiContext, create_app
 from starter.database import migrate_async
+from starter.embedded_mail import EmbeddedMailbox, smtp_settings
 from starter.ports import port_free
-from starter.rules_loader import load_rules
+from starter.rules_loader import load_rule_book
+from starter.rules_store import store_rule_book
 from starter.settings import Settings
 from starter.stack import EmbeddedStack, StackInfo
 from worker import build_worker, connect_client, hubspot_client, register_search_attributes
@@ -31,6 +34,8 @@ class Services:
     client: Client
     rules: RuleSet
     api_url: str | None
+    smtp: SmtpSettings | None = None  # where notifications go (the mailbox's port if embedded)
+    mailbox: EmbeddedMailbox | None = None  # running when SMTP_HOST is unset
 
     @property
     def ui_url(self) -> str:
@@ -52,14 +57,24 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         exits.push_async_callback(pool.close)
         client = await connect_client(live)
         await register_search_attributes(client, live.temporal_namespace)
-        rules = load_rules(live.rules_dir)
+        book = load_rule_book(live.rules_dir)
+        await store_rule_book(pool, book)
+        rules = book.policy
         http = await exits.enter_async_context(hubspot_client(live))
-        await exits.enter_async_context(build_worker(client, pool, http, live.task_queue))
+        mailbox = None
+        if live.smtp_host is None:
+            mailbox = await exits.enter_async_context(EmbeddedMailbox.for_settings(live))
+        smtp = smtp_settings(live, mailbox.port if mailbox else None)
+        await exits.enter_async_context(
+            build_worker(client, pool, http, live.task_queue, smtp=smtp,
+                         chat_webhook_url=live.chat_webhook_url.get_secret_value()
+                         if live.chat_webhook_url else None)
+        )  # fmt: skip
         api_url = None
         if with_api and port_free(live.api_host, live.api_port):
             await _serve_api(exits, ApiContext(live, pool, client, rules), live)
             api_url = f"http://{live.api_host}:{live.api_port}"
-        yield Services(live, info, pool, client, rules, api_url)
+        yield Services(live, info, pool, client, rules, api_url, smtp, mailbox)
 
 
 class _ApiServer(uvicorn.Server):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,14 +51,39 @@ class Settings(BaseSettings):
         description="Scheme and host the webhook sender used (HubSpot signs the full URI)",
     )
 
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for notifications; unset = the embedded mailbox"
+    )
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="Require STARTTLS (port 587)")
+    smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
+    smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds per SMTP step")
+    mail_from: str = "revops@localhost"
+    chat_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-style incoming webhook for notifications (a secret)"
+    )
+    embedded_smtp_port: int = Field(
+        default=8025, description="Embedded mailbox (when SMTP_HOST is unset), on 127.0.0.1"
+    )
+
     log_level: str = "INFO"
 
-    @field_validator("hubspot_client_secret", "hubspot_access_token")
+    @field_validator("hubspot_client_secret", "hubspot_access_token", "smtp_password")
     @classmethod
     def _no_placeholder_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in {"changeme", "secret", ""}:
             raise ValueError("refusing a placeholder secret; set a real value or leave it unset")
         return value
+
+    @model_validator(mode="after")
+    def _one_smtp_tls_mode(self) -> Settings:
+        if self.smtp_starttls and self.smtp_use_tls:
+            raise ValueError("SMTP_STARTTLS and SMTP_USE_TLS exclude each other: pick one")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together")
+        return self
 
     @property
     def embedded_temporal(self) -> bool:

@@ -10,11 +10,12 @@ Queries: `state` (a `DealState`). The human work happens on the child case workf
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeUpdate, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CrmActivities, ReadCrmDealInput
@@ -35,10 +36,13 @@ with workflow.unsafe.imports_passed_through():
     from models.invoice import draft_invoice
     from models.qa import GateResult, run_gates
     from models.recognition import build_schedule
+    from models.rules import Role
     from workflows import STEP_RETRY, STEP_TIMEOUT
     from workflows import search_attributes as sa
     from workflows.exception_case import ExceptionCaseWorkflow
 
+
+CRM_READ_CHECK = "integration.crm_read"
 
 # Stages that last as long as one database step: visible in the `state` query, not worth
 # a search-attribute event each.
@@ -64,6 +68,8 @@ class DealWorkflow:
     @workflow.run
     async def run(self, data: DealInput) -> DealOutcome:
         deal = data.deal or await self._read_from_crm(str(data.crm_deal_id))
+        if deal is None:
+            return await self._finish(DealStage.REJECTED, "rejected: the CRM could not be read")
         standing = await self._load_standing(deal)
         if not await self._pass_gates(standing):
             return await self._finish(DealStage.REJECTED, "rejected at QA")
@@ -88,13 +94,23 @@ class DealWorkflow:
 
     # --- steps ------------------------------------------------------------------------------
 
-    async def _read_from_crm(self, crm_deal_id: str) -> DealSubmission:
+    async def _read_from_crm(self, crm_deal_id: str) -> DealSubmission | None:
+        """The deal as the CRM holds it; None when the integration case was rejected."""
         self._set_stage(DealStage.READING_CRM)
-        result = await workflow.execute_activity_method(
-            CrmActivities.read_crm_deal, ReadCrmDealInput(crm_deal_id=crm_deal_id),
-            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
-            summary="read the deal, company, contact and line items from HubSpot",
-        )  # fmt: skip
+        attempts = self._rules.integrations.crm_read_attempts
+        while True:
+            try:
+                result = await workflow.execute_activity_method(
+                    CrmActivities.read_crm_deal, ReadCrmDealInput(crm_deal_id=crm_deal_id),
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30),
+                                             maximum_attempts=attempts),
+                    summary="read the deal, company, contact and line items from HubSpot",
+                )  # fmt: skip
+                break
+            except ActivityError as exc:
+                if not await self._integration_failed(CRM_READ_CHECK, crm_deal_id, attempts, exc):
+                    return None
         if result.deal is None:
             raise ApplicationError(
                 f"deal {crm_deal_id} in the CRM is not valid: " + "; ".join(result.errors),
@@ -102,6 +118,30 @@ class DealWorkflow:
             )  # fmt: skip
         self._state.deal = result.deal
         return result.deal
+
+    async def _integration_failed(
+        self, check_id: str, what: str, attempts: int, exc: ActivityError
+    ) -> bool:
+        """Open an integration_failure case for the owning team after `attempts` failed
+        tries; True when they resolved it (fixed: try again), False when rejected."""
+        cause = exc.cause or exc
+        owner = self._rules.owner_of(check_id)
+        self._set_stage(DealStage.AWAITING_RESOLUTION)
+        handle = await self._start_case(
+            check_id, owner,
+            [f"{check_id}: {what} failed {attempts} times; last error: {cause}",
+             "resolve with approve once the integration works again (the step is retried), "
+             "or reject to stop this deal"],
+            {"attempts": str(attempts), "error": str(cause)[:500]}, None,
+        )  # fmt: skip
+        self._cases[check_id] = handle
+        self._state.open_cases = [OpenCase(case_id=handle.id, check_id=check_id, owner_role=owner)]
+        self._publish()
+        outcome = await self._next_case_outcome()
+        self._state.open_cases = []
+        action = outcome.resolution.action if outcome.resolution else None
+        self._set_stage(DealStage.READING_CRM)
+        return action is not ResolutionAction.REJECT
 
     async def _load_standing(self, deal: DealSubmission) -> CustomerStanding:
         self._set_stage(DealStage.QA)
@@ -133,7 +173,8 @@ class DealWorkflow:
         await workflow.execute_activity_method(
             RecordsActivities.record_gate_results,
             RecordGatesInput(deal_id=self._state.deal_id, run_no=self._state.gate_runs,
-                             results=results, rules_version=self._rules.version,
+                             results=results, deal=self._deal, standing=standing,
+                             rules_version=self._rules.version,
                              submitted_by=self._submitted_by, source=self._state.source),
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
             summary=f"store QA gate results (run {self._state.gate_runs})",
@@ -155,17 +196,24 @@ class DealWorkflow:
         self._publish()
 
     async def _open_case(self, result: GateResult) -> None:
-        case_id = f"case-deal-{self._state.deal_id}-{result.check_id}"
-        self._cases[result.check_id] = await workflow.start_child_workflow(
+        self._cases[result.check_id] = await self._start_case(
+            result.check_id, result.owner_role, result.messages, result.evidence, self._deal
+        )
+
+    async def _start_case(
+        self, check_id: str, owner: Role, messages: list[str], evidence: dict[str, str],
+        deal: DealSubmission | None,
+    ) -> workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]:  # fmt: skip
+        case_id = f"case-deal-{self._state.deal_id}-{check_id}"
+        return await workflow.start_child_workflow(
             ExceptionCaseWorkflow.run,
-            CaseInput(case_id=case_id, deal=self._deal, check_id=result.check_id,
-                      owner_role=result.owner_role, messages=result.messages,
-                      evidence=result.evidence, rules_version=self._rules.version,
-                      reason_codes=self._rules.reason_codes),
+            CaseInput(case_id=case_id, subject=f"deal:{self._state.deal_id}", deal=deal,
+                      check_id=check_id, owner_role=owner, messages=messages,
+                      evidence=evidence, rules_version=self._rules.version),
             id=case_id, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=sa.case_attributes(result.owner_role.value, result.check_id),
-            static_summary=f"{result.check_id} failed on deal {self._state.deal_id}: "
-            f"waiting for {result.owner_role.value}",
+            search_attributes=sa.case_attributes(owner.value, check_id),
+            static_summary=f"{check_id} failed on deal {self._state.deal_id}: "
+            f"waiting for {owner.value}",
         )  # fmt: skip
 
     async def _withdraw(self, check_id: str, reason: str) -> None:

@@ -11,6 +11,9 @@ CURRENCY = SearchAttributeKey.for_keyword("RevopsCurrency")
 CASE_STATUS = SearchAttributeKey.for_keyword("RevopsCaseStatus")
 CHECK_ID = SearchAttributeKey.for_keyword("RevopsCheckId")
 SLA_DEADLINE = SearchAttributeKey.for_datetime("RevopsSlaDeadline")
+ESCALATION_LEVEL = SearchAttributeKey.for_int("RevopsEscalationLevel")
+SLA_BREACHED = SearchAttributeKey.for_bool("RevopsSlaBreached")
+AUDIT_FLAGGED = SearchAttributeKey.for_bool("RevopsAuditFlagged")
 
 ALL: list[SearchAttributeKey[Any]] = [
     STAGE,
@@ -20,10 +23,16 @@ ALL: list[SearchAttributeKey[Any]] = [
     CASE_STATUS,
     CHECK_ID,
     SLA_DEADLINE,
+    ESCALATION_LEVEL,
+    SLA_BREACHED,
+    AUDIT_FLAGGED,
 ]
 
 # `temporal server start-dev --search-attribute NAME=TYPE` spelling of each key.
-_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "DATETIME": "Datetime", "TEXT": "Text"}
+_CLI_TYPES = {
+    "KEYWORD": "Keyword", "DOUBLE": "Double", "DATETIME": "Datetime", "TEXT": "Text",
+    "INT": "Int", "BOOL": "Bool",
+}  # fmt: skip
 
 
 def cli_flags() -> list[str]:
@@ -41,5 +50,7 @@ def case_attributes(owner_role: str, check_id: str) -> TypedSearchAttributes:
             SearchAttributePair(OWNER_ROLE, owner_role),
             SearchAttributePair(CASE_STATUS, "open"),
             SearchAttributePair(CHECK_ID, check_id),
+            SearchAttributePair(ESCALATION_LEVEL, 0),
+            SearchAttributePair(SLA_BREACHED, False),
         ]
     )

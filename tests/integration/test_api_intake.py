@@ -47,9 +47,10 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def api_key(services: Services, role: Role) -> dict[str, str]:
-    """Headers carrying a new key for a new caller acting as `role`."""
-    name = f"it-{role.value}-{uuid.uuid4().hex[:8]}"
+async def api_key(services: Services, role: Role, person: str | None = None) -> dict[str, str]:
+    """Headers carrying a new key for a new caller acting as `role` (for `person` of the role
+    directory when given: case resolutions act as that person)."""
+    name = f"{person or 'it-' + role.value}:{uuid.uuid4().hex[:8]}"
     key = await create_api_key(services.pool, name, role)
     return {"Authorization": f"Bearer {key}"}
 
@@ -381,9 +382,20 @@ async def test_a_missing_po_waits_on_billing_and_an_amendment_completes_the_deal
     assert refused.status_code == 409
     detail = refused.json()["detail"]
     assert detail.startswith("refused: ")
-    assert f"acts as sales_ops; case {case_id} is owned by billing" in detail
+    assert "is not in the role directory" in detail
+    priya = await api_key(services, Role.SALES_OPS, person="priya.raman")
+    refused = await api.post(
+        f"/cases/{case_id}/resolve",
+        json={"action": "amend", "reason_code": "DATA_CORRECTED", "amendments": {"po_number": "X"}},
+        headers=priya,
+    )
+    assert refused.status_code == 409
+    assert (
+        f"priya.raman (sales_ops) does not hold billing, which owns case {case_id} at level 0"
+        in refused.json()["detail"]
+    )
 
-    billing = await api_key(services, Role.BILLING)
+    billing = await api_key(services, Role.BILLING, person="maria.santos")
     resolved = await api.post(
         f"/cases/{case_id}/resolve",
         json={
@@ -399,8 +411,8 @@ async def test_a_missing_po_waits_on_billing_and_an_amendment_completes_the_deal
     case_state = resolved.json()
     assert case_state["status"] == "resolved"
     assert case_state["resolution"]["action"] == "amend"
-    assert case_state["resolution"]["actor_role"] == "billing"
-    assert case_state["resolution"]["actor"].startswith("it-billing-")
+    assert case_state["resolution"]["actor"] == "maria.santos"
+    assert case_state["owner_role"] == "billing"
     outcome = await wait_for_outcome(services.client, workflow_id)
     assert outcome.stage is DealStage.COMPLETED
     state = await wait_for_state(services.client, workflow_id, lambda s: True)

@@ -21,13 +21,12 @@ from temporalio.worker import Worker
 from models.case import Resolution
 from models.deal import PaymentTerms, ProductType
 from models.deal_flow import DealInput
-from models.rules import Role
 from starter.rules_loader import load_rules
 from starter.settings import PROJECT_ROOT
 from tests.builders import make_deal, make_line
 from tests.workflows.conftest import register_search_attributes, test_server_path
 from tests.workflows.fake_activities import FakeSystems
-from worker import workflow_runner
+from worker import WORKFLOWS, workflow_runner
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
@@ -50,7 +49,7 @@ async def main() -> None:
     ) as env:
         await register_search_attributes(env.client)
         queue = f"record-{uuid.uuid4()}"
-        async with Worker(env.client, task_queue=queue, workflows=[DealWorkflow, ExceptionCaseWorkflow],
+        async with Worker(env.client, task_queue=queue, workflows=list(WORKFLOWS),
                           activities=FakeSystems().all(), workflow_runner=workflow_runner()):  # fmt: skip
             for deal in (clean, no_po):
                 await env.client.start_workflow(
@@ -68,7 +67,7 @@ async def main() -> None:
                 except Exception:
                     await asyncio.sleep(0.1)
             await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-                action="amend", actor="bo@ledgerline.example", actor_role=Role.BILLING,
+                action="amend", actor="maria.santos",
                 reason_code="DATA_CORRECTED", amendments={"po_number": "PO-1"}))  # fmt: skip
             await env.client.get_workflow_handle(f"deal-{no_po.deal_id}").result()
             await _record(env.client, f"deal-{clean.deal_id}", "deal_standard_path")

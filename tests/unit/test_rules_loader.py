@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from models.rules import RuleSet
-from starter.rules_loader import RULE_FILES, RulesError, load_rules, rules_version
+from starter.rules_loader import RULE_FILES, RulesError, load_rule_book, load_rules, rules_version
 from starter.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "rules"
@@ -130,18 +132,18 @@ def test_bad_list_item_is_refused_with_its_index(tmp_path: Path) -> None:
 
 
 def test_unknown_role_in_a_route_is_refused_under_the_dotted_check_id(tmp_path: Path) -> None:
-    """routes.yaml line 4: structural.po_present routed to 'accounting', not a role."""
+    """routes.yaml line 6: structural.po_present routed to 'accounting', not a role."""
     directory = copy_of_rules(tmp_path)
     edit(
         directory / "routes.yaml",
-        "{owner_role: billing}\nstructural.exemption",
-        "{owner_role: accounting}\nstructural.exemption",
+        "structural.po_present:            {owner_role: billing,",
+        "structural.po_present:            {owner_role: accounting,",
     )
 
     [problem] = problems_loading(directory)
 
     assert problem.startswith(
-        f"{directory / 'routes.yaml'} line 4, field structural.po_present.owner_role: "
+        f"{directory / 'routes.yaml'} line 6, field structural.po_present.owner_role: "
         "Input should be 'sales_ops', 'legal', 'billing'"
     )
 
@@ -266,3 +268,68 @@ def test_key_listed_twice_in_a_rule_file_is_refused(tmp_path: Path) -> None:
     assert problems_loading(directory) == [
         f"{tax_rates} line 19: not valid YAML (key 'US-NY' appears twice (first on line 3))"
     ]
+
+
+# --- the operating layer: directory, escalation chains, calendars ---------------------------
+
+
+def test_route_naming_a_missing_escalation_chain_is_refused(tmp_path: Path) -> None:
+    directory = copy_of_rules(tmp_path)
+    edit(directory / "routes.yaml", "sla_business_hours: 48, escalation: legal}",
+         "sla_business_hours: 48, escalation: lawyers}")  # fmt: skip
+
+    assert problems_loading(directory) == [
+        f"{directory / 'routes.yaml'}: routes.business.nonstandard_terms: "
+        "no escalation chain named 'lawyers'"
+    ]
+
+
+def test_a_role_nobody_in_the_directory_holds_is_refused(tmp_path: Path) -> None:
+    """Nothing may be owned by nobody: remove the only CFO and both chains naming cfo fail."""
+    directory = copy_of_rules(tmp_path)
+    edit(directory / "directory.yaml",
+         "samuel.ortiz:    {name: Samuel Ortiz, email: samuel.ortiz@ledgerline.example, roles: [cfo]}\n",
+         "")  # fmt: skip
+
+    problems = problems_loading(directory)
+
+    escalation = directory / "escalation.yaml"
+    assert (
+        f"{escalation}: escalation.finance.levels.1: nobody in the directory holds cfo" in problems
+    )
+    assert (
+        f"{escalation}: escalation.credit.levels.1: nobody in the directory holds cfo" in problems
+    )
+
+
+def test_person_with_a_bad_email_is_refused_naming_the_person(tmp_path: Path) -> None:
+    directory = copy_of_rules(tmp_path)
+    edit(directory / "directory.yaml", "email: grace.liu@ledgerline.example", "email: grace.liu")
+
+    [problem] = problems_loading(directory)
+
+    assert problem.startswith(f"{directory / 'directory.yaml'} line 6, field grace.liu.email:")
+
+
+def test_calendar_with_an_unknown_time_zone_is_refused(tmp_path: Path) -> None:
+    directory = copy_of_rules(tmp_path)
+    edit(directory / "calendars.yaml", "timezone: Asia/Kolkata", "timezone: Asia/Bombay-ish")
+
+    [problem] = problems_loading(directory)
+
+    assert str(directory / "calendars.yaml") in problem and "Asia/Bombay-ish" in problem
+
+
+def test_shipped_routing_staffs_every_level_and_expands_holidays() -> None:
+    book = load_rule_book(SHIPPED)
+    routing = book.operating.routing_for("business.nonstandard_terms")
+    assert [(lv.role.value, lv.sla_business_hours) for lv in routing.levels] == [
+        ("legal", Decimal(48)), ("vp_finance", Decimal(24)), ("cfo", Decimal(24)),
+    ]  # fmt: skip
+    assert routing.levels[0].calendar.timezone == "Europe/London"
+    assert [c.person for c in routing.levels[0].people] == ["grace.liu"]
+    us = book.operating.calendars["us"]
+    assert (
+        us.holidays[date(2026, 12, 25)]
+        and us.holidays[date(2026, 11, 27)] == "Day after Thanksgiving"
+    )

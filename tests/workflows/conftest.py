@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import uuid
@@ -13,6 +14,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.fake_activities import FakeSystems
@@ -57,5 +59,13 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def systems() -> FakeSystems:
-    return FakeSystems()
+async def systems(env: WorkflowEnvironment) -> AsyncIterator[FakeSystems]:
+    """The fake outside systems of one test; afterwards every workflow that called them and
+    still runs is terminated. (Left running without a worker, a workflow whose timer fires
+    has a workflow task nobody completes, and the time-skipping server stops skipping time
+    for every later test.)"""
+    fakes = FakeSystems()
+    yield fakes
+    for workflow_id in sorted(fakes.workflow_ids):
+        with contextlib.suppress(RPCError):
+            await env.client.get_workflow_handle(workflow_id).terminate("test finished")

@@ -11,13 +11,14 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.cases import CaseEventInput, OpenCaseInput, OverrideEventInput
 from activities.crm import ReadCrmDealInput, ReadCrmDealResult
 from activities.invoicing import IssueInvoiceInput, IssueInvoiceResult
 from activities.ledger import PostRecognitionInput, PostRecognitionResult
+from activities.notifications import NotificationInput, NotificationResult
 from activities.records import (
     BookContractInput,
     BookContractResult,
-    CaseRecordInput,
     LoadStandingInput,
     RecordGatesInput,
     RecordOutcomeInput,
@@ -28,6 +29,12 @@ from models.deal_flow import DealBalances
 from models.invoice import Invoice, invoice_number
 from models.ledger import JournalEntry, account_balances, billing_entry, recognition_entry
 from models.recognition import build_schedule
+from models.routing import CaseRouting, OperatingRules
+from starter.rules_loader import load_rule_book
+from starter.settings import PROJECT_ROOT
+
+# The shipped operating rules (directory, calendars, escalation chains), loaded once.
+OPERATING: OperatingRules = load_rule_book(PROJECT_ROOT / "rules").operating
 
 
 class FakeSystems:
@@ -36,12 +43,20 @@ class FakeSystems:
         self.crm_deals: dict[str, DealSubmission] = {}
         self.gate_runs: list[RecordGatesInput] = []
         self.contracts: dict[str, BookContractInput] = {}
-        self.cases: list[CaseRecordInput] = []
+        self.operating = OPERATING
+        self.case_events: list[CaseEventInput] = []
+        self.override_events: list[OverrideEventInput] = []
+        self.notifications: list[NotificationInput] = []
+        self.smtp_down = False
+        self.workflow_ids: set[str] = set()  # every workflow that called a fake
         self.invoices: dict[str, Invoice] = {}
         self.entries: dict[str, JournalEntry] = {}
         self.sequences: dict[str, int] = defaultdict(int)
         self.crm_failures = 0
         self.outcomes: list[RecordOutcomeInput] = []
+
+    def _seen(self) -> None:
+        self.workflow_ids.add(activity.info().workflow_id or "")
 
     def balances(self, deal_id: str, currency: str) -> DealBalances:
         mine = [e for e in self.entries.values() if e.deal_id == deal_id]
@@ -49,27 +64,56 @@ class FakeSystems:
 
     @activity.defn(name="load_customer_standing")
     async def load_customer_standing(self, data: LoadStandingInput) -> CustomerStanding:
+        self._seen()
         return self.standings.get(data.customer_id, CustomerStanding.new(data.customer_id))
 
     @activity.defn(name="record_gate_results")
     async def record_gate_results(self, data: RecordGatesInput) -> None:
+        self._seen()
         self.gate_runs.append(data)
 
     @activity.defn(name="record_outcome")
     async def record_outcome(self, data: RecordOutcomeInput) -> None:
+        self._seen()
         self.outcomes.append(data)
 
     @activity.defn(name="book_contract")
     async def book_contract(self, data: BookContractInput) -> BookContractResult:
+        self._seen()
         self.contracts[data.deal.deal_id] = data
         return BookContractResult(contract_id=data.deal.deal_id, customer_created=True)
 
-    @activity.defn(name="record_case")
-    async def record_case(self, data: CaseRecordInput) -> None:
-        self.cases.append(data)
+    @activity.defn(name="open_case")
+    async def open_case(self, data: OpenCaseInput) -> CaseRouting:
+        self._seen()
+        return self.operating.routing_for(data.check_id)
+
+    @activity.defn(name="record_case_event")
+    async def record_case_event(self, data: CaseEventInput) -> None:
+        self._seen()
+        self.case_events.append(data)
+
+    @activity.defn(name="record_override_event")
+    async def record_override_event(self, data: OverrideEventInput) -> None:
+        self._seen()
+        self.override_events.append(data)
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, data: NotificationInput) -> NotificationResult:
+        self._seen()
+        if self.smtp_down:
+            raise ConnectionRefusedError("SMTP server 127.0.0.1:25 refused the connection")
+        if all(n.idempotency_key != data.idempotency_key for n in self.notifications):
+            self.notifications.append(data)
+        return NotificationResult(sent_to=[r.person for r in data.recipients], chat_posted=False,
+                                  already_sent=False)  # fmt: skip
+
+    def sent_to(self, person: str) -> list[NotificationInput]:
+        return [n for n in self.notifications if person in {r.person for r in n.recipients}]
 
     @activity.defn(name="issue_invoice")
     async def issue_invoice(self, data: IssueInvoiceInput) -> IssueInvoiceResult:
+        self._seen()
         existing = next((i for k, i in self.invoices.items() if k == data.idempotency_key), None)
         if existing is None:
             self.sequences[data.draft.entity.code] += 1
@@ -89,6 +133,7 @@ class FakeSystems:
 
     @activity.defn(name="post_recognition")
     async def post_recognition(self, data: PostRecognitionInput) -> PostRecognitionResult:
+        self._seen()
         s = build_schedule(self.contracts[data.deal_id].deal)  # as book_contract stores it
         by_line: dict[str, Any] = {}
         for e in s.entries_recognisable_as_of(data.as_of, frozenset(data.delivered_milestones)):
@@ -104,6 +149,7 @@ class FakeSystems:
 
     @activity.defn(name="read_crm_deal")
     async def read_crm_deal(self, data: ReadCrmDealInput) -> ReadCrmDealResult:
+        self._seen()
         if self.crm_failures > 0:
             self.crm_failures -= 1
             raise RuntimeError("HubSpot answered 503")
@@ -115,6 +161,7 @@ class FakeSystems:
     def all(self) -> list[Any]:
         return [
             self.load_customer_standing, self.record_gate_results, self.book_contract,
-            self.record_case,
+            self.open_case, self.record_case_event, self.record_override_event,
+            self.send_notification,
             self.record_outcome, self.issue_invoice, self.post_recognition, self.read_crm_deal,
         ]  # fmt: skip

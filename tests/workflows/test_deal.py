@@ -21,7 +21,7 @@ from models.rules import Role, RuleSet
 from starter.deal_start import start_deal
 from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
-from worker import workflow_runner
+from worker import WORKFLOWS, workflow_runner
 from workflows import search_attributes as sa
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
@@ -31,7 +31,7 @@ from workflows.exception_case import ExceptionCaseWorkflow
 async def worker(
     env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
 ) -> AsyncIterator[Worker]:
-    async with Worker(env.client, task_queue=task_queue, workflows=[DealWorkflow, ExceptionCaseWorkflow],
+    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS),
                       activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
         yield w
 
@@ -119,7 +119,7 @@ async def test_missing_po_opens_billing_case_and_amend_recheck_passes(
     assert case_state.owner_role is Role.BILLING
     assert "requires a PO" in case_state.messages[0]
     await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-        action="amend", actor="bo@ledgerline.example", actor_role=Role.BILLING,
+        action="amend", actor="maria.santos",
         reason_code="DATA_CORRECTED", amendments={"po_number": "PO-77812"}))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.COMPLETED
@@ -138,7 +138,7 @@ async def test_excess_discount_approved_by_vp_revops(
     await wait_for_case(env, handle, "business.discount_tolerance")
     case = await case_handle(env.client, deal.deal_id, "business.discount_tolerance")
     await case.signal(ExceptionCaseWorkflow.resolve_signal, Resolution(
-        action="approve", actor="vp@ledgerline.example", actor_role=Role.VP_REVOPS, reason_code="PRICING_EXCEPTION"))  # fmt: skip
+        action="approve", actor="daniel.cho", reason_code="PRICING_EXCEPTION"))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.COMPLETED
     state = await handle.query(DealWorkflow.state)
@@ -158,26 +158,27 @@ async def test_wrong_role_and_self_approved_override_are_refused(
     case = await case_handle(env.client, deal.deal_id, "business.nonstandard_terms")
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-            action="approve", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="LEGAL_APPROVED"))  # fmt: skip
-    assert "owned by legal" in str(refused.value.cause)
+            action="approve", actor="priya.raman", reason_code="LEGAL_APPROVED"))  # fmt: skip
+    assert "does not hold legal" in str(refused.value.cause)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-            action="override", actor="lee@ledgerline.example", actor_role=Role.LEGAL,
-            reason_code="LEGAL_APPROVED", approver="lee@ledgerline.example"))  # fmt: skip
+            action="override", actor="grace.liu",
+            reason_code="LEGAL_APPROVED", approver="grace.liu"))  # fmt: skip
     assert "segregation of duties" in str(refused.value.cause)
     await case.signal(ExceptionCaseWorkflow.resolve_signal, Resolution(
-        action="approve", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="NOPE"))  # fmt: skip
+        action="approve", actor="priya.raman", reason_code="NOPE"))  # fmt: skip
     state: CaseState = await case.query(ExceptionCaseWorkflow.state)
     assert state.status is CaseStatus.OPEN
     assert len(state.refusals) == 1 and "NOPE" in state.refusals[0].why[1]
     await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-        action="override", actor="lee@ledgerline.example", actor_role=Role.LEGAL,
-        reason_code="LEGAL_APPROVED", approver="cfo@ledgerline.example"))  # fmt: skip
+        action="override", actor="grace.liu",
+        reason_code="LEGAL_APPROVED", approver="samuel.ortiz",
+        override_expires_on=date(2027, 3, 31)))  # fmt: skip
     # Net 60 is also outside the credit policy for a new customer: finance owns that case.
     await wait_for_case(env, handle, "business.payment_terms_policy")
     terms = await case_handle(env.client, deal.deal_id, "business.payment_terms_policy")
     await terms.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-        action="approve", actor="fin@ledgerline.example", actor_role=Role.FINANCE, reason_code="CREDIT_APPROVED"))  # fmt: skip
+        action="approve", actor="aisha.khan", reason_code="CREDIT_APPROVED"))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.COMPLETED
     deal_state = await handle.query(DealWorkflow.state)
@@ -195,7 +196,7 @@ async def test_rejected_deal_issues_nothing(
     await wait_for_case(env, handle, "structural.lines_total_tcv")
     case = await case_handle(env.client, deal.deal_id, "structural.lines_total_tcv")
     await case.execute_update(ExceptionCaseWorkflow.resolve, Resolution(
-        action="reject", actor="sam@ledgerline.example", actor_role=Role.SALES_OPS, reason_code="INVALID_DATA"))  # fmt: skip
+        action="reject", actor="priya.raman", reason_code="INVALID_DATA"))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.REJECTED
     assert systems.invoices == {} and systems.entries == {} and systems.contracts == {}
