@@ -55,6 +55,7 @@ class ExceptionCaseWorkflow:
         self._input = data
         self._routing: CaseRouting | None = None
         self._events = 0
+        self._refusals_audited = 0
         self._state = CaseState(
             case_id=data.case_id, subject=data.subject, check_id=data.check_id,
             owner_role=data.owner_role, status=CaseStatus.OPEN, messages=data.messages,
@@ -131,19 +132,35 @@ class ExceptionCaseWorkflow:
         self._publish()
 
     async def _wait_for_resolution_or_sla(self) -> None:
+        """Wait for a resolution, a refused signal to audit, or the end of the level's SLA."""
         if self._state.breached or self._state.sla_deadline is None:
-            await workflow.wait_condition(lambda: self._state.status is not CaseStatus.OPEN)
-            return
-        level = self._level
-        remaining = max(self._state.sla_deadline - workflow.now(), timedelta(seconds=1))
-        try:
-            await workflow.wait_condition(
-                lambda: self._state.status is not CaseStatus.OPEN, timeout=remaining,
-                timeout_summary=f"SLA of level {level.level} ({level.role.value}): "
-                f"{level.sla_business_hours} business hours on the {level.calendar.name} calendar",
-            )  # fmt: skip
-        except TimeoutError:
-            await self._sla_passed(level)
+            await workflow.wait_condition(self._something_to_do)
+        else:
+            level = self._level
+            remaining = max(self._state.sla_deadline - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(
+                    self._something_to_do, timeout=remaining,
+                    timeout_summary=f"SLA of level {level.level} ({level.role.value}): "
+                    f"{level.sla_business_hours} business hours on the {level.calendar.name} calendar",
+                )  # fmt: skip
+            except TimeoutError:
+                await self._sla_passed(level)
+        await self._audit_refusals()
+
+    def _something_to_do(self) -> bool:
+        return (
+            self._state.status is not CaseStatus.OPEN
+            or len(self._state.refusals) > self._refusals_audited
+        )
+
+    async def _audit_refusals(self) -> None:
+        """A refused signal never changes the case, but it is audited (who tried what, why)."""
+        while len(self._state.refusals) > self._refusals_audited:
+            refusal = self._state.refusals[self._refusals_audited]
+            self._refusals_audited += 1
+            await self._record("refused", actor=refusal.actor,
+                               detail={"action": refusal.action, "why": refusal.why})  # fmt: skip
 
     async def _sla_passed(self, level: CaseLevel) -> None:
         assert self._routing is not None
@@ -255,10 +272,12 @@ class ExceptionCaseWorkflow:
             self._state.status.value, actor=r.actor if r else "system",
             reason_code=r.reason_code if r else None,
             resolution=r.model_dump(mode="json") if r else None,
+            detail=r.model_dump(mode="json", exclude={"actor", "reason_code"}) if r else None,
         )  # fmt: skip
 
     async def _record(self, event: str, actor: str = "system", reason_code: str | None = None,
-                      resolution: dict[str, object] | None = None) -> None:  # fmt: skip
+                      resolution: dict[str, object] | None = None,
+                      detail: dict[str, object] | None = None) -> None:  # fmt: skip
         s = self._state
         self._events += 1
         await workflow.execute_activity_method(
@@ -268,7 +287,7 @@ class ExceptionCaseWorkflow:
                 event_no=self._events, status=s.status.value, level=s.level,
                 owner_role=s.owner_role.value, messages=s.messages, sla_deadline=s.sla_deadline,
                 breached=s.breached, actor=actor, reason_code=reason_code, resolution=resolution,
-                rules_version=s.rules_version,
+                detail=detail or {}, rules_version=s.rules_version,
             ),
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
             summary=f"record case {event}",
