@@ -90,6 +90,7 @@ async def test_the_owner_is_mailed_listed_and_only_the_owning_role_resolves(
         "FROM exception_case WHERE case_id = $1",
         case_id,
     )
+    assert row_after is not None
     assert dict(row_after) == {
         "status": "resolved",
         "actor": "maria.santos",
