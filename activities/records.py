@@ -7,14 +7,17 @@ from decimal import Decimal
 import asyncpg
 from pydantic import BaseModel, Field
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.db import insert_audit_event, jsonable
+from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.ledger import store_schedule
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.qa import GateResult
 from models.recognition import build_schedule
+
+DATA_MISMATCH = "DataMismatch"
 
 
 class LoadStandingInput(BaseModel):
@@ -148,6 +151,27 @@ class RecordsActivities:
                 after={"outcome": data.outcome, "invoice": data.invoice_number},
                 rules_version=data.rules_version))  # fmt: skip
 
+    async def _refuse_a_different_contract(self, conn: DbConnection, deal: DealSubmission) -> None:
+        """Seed 001's data mismatch: a contract already booked for this deal with other terms
+        suspends the write (nothing here is committed) and the workflow opens a case."""
+        stored = await conn.fetchrow(
+            "SELECT customer_id, currency, tcv, start_date, end_date FROM contract WHERE deal_id = $1",
+            deal.deal_id,
+        )
+        if stored is None:
+            return
+        incoming = {"customer_id": deal.customer.customer_id, "currency": deal.currency,
+                    "tcv": deal.tcv().amount, "start_date": deal.start_date,
+                    "end_date": deal.end_date}  # fmt: skip
+        differs = {k: (stored[k], v) for k, v in incoming.items() if stored[k] != v}
+        if differs:
+            raise ApplicationError(
+                f"contract {deal.deal_id} is already booked with other terms: "
+                + "; ".join(f"{k} booked {a}, now {b}" for k, (a, b) in differs.items()),
+                {k: {"booked": str(a), "incoming": str(b)} for k, (a, b) in differs.items()},
+                type=DATA_MISMATCH, non_retryable=True,
+            )  # fmt: skip
+
     @activity.defn
     async def book_contract(self, data: BookContractInput) -> BookContractResult:
         """Write the customer (first time only), the contract and its recognition schedule;
@@ -162,6 +186,7 @@ class RecordsActivities:
                 c.customer_id, c.name, c.legal_entity, jsonable(c.billing_contact),
                 jsonable(c.billing_address), c.tax_registration_number, c.payment_method.value,
             )  # fmt: skip
+            await self._refuse_a_different_contract(conn, deal)
             await conn.execute(
                 """INSERT INTO contract (contract_id, deal_id, customer_id, currency, tcv, arr,
                        tcv_usd, arr_usd, start_date, end_date, billing_frequency,

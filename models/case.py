@@ -20,6 +20,9 @@ from models.deal import DealSubmission
 from models.routing import CaseRouting, Contact
 from models.rules import Role
 
+# Checks whose case holds a write back: only amend (re-checked) or reject resolve them.
+WRITE_SUSPENDED = frozenset({"integrity.contract_mismatch"})
+
 
 class ResolutionAction(StrEnum):
     APPROVE = "approve"
@@ -224,6 +227,14 @@ def resolution_problems(
         problems += _amendment_problems(deal, r.amendments)
     if r.action is ResolutionAction.OVERRIDE:
         problems += _override_problems(routing, r, today)
+    if case.check_id in WRITE_SUSPENDED and r.action in (
+        ResolutionAction.APPROVE,
+        ResolutionAction.OVERRIDE,
+    ):
+        problems.append(
+            f"{r.action.value} cannot resolve {case.check_id}: the write stays suspended until the "
+            "deal is amended to match the system of record, or rejected"
+        )
     return problems
 
 

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.invoicing import InvoicingActivities, IssueInvoiceInput
     from activities.ledger import LedgerActivities, PostRecognitionInput
     from activities.records import (
+        DATA_MISMATCH,
         BookContractInput,
         LoadStandingInput,
         RecordGatesInput,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 CRM_READ_CHECK = "integration.crm_read"
+MISMATCH_CHECK = "integrity.contract_mismatch"
 
 # Stages that last as long as one database step: visible in the `state` query, not worth
 # a search-attribute event each.
@@ -61,6 +63,7 @@ class DealWorkflow:
             rules_version=data.rules.version, started_at=workflow.now(),
         )  # fmt: skip
         self._schedule_stored = False
+        self._standing: CustomerStanding | None = None
         self._cases: dict[
             str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]
         ] = {}
@@ -70,11 +73,13 @@ class DealWorkflow:
         deal = data.deal or await self._read_from_crm(str(data.crm_deal_id))
         if deal is None:
             return await self._finish(DealStage.REJECTED, "rejected: the CRM could not be read")
-        standing = await self._load_standing(deal)
-        if not await self._pass_gates(standing):
+        self._standing = await self._load_standing(deal)
+        if not await self._pass_gates(self._standing):
             return await self._finish(DealStage.REJECTED, "rejected at QA")
-        deal = self._deal
-        await self._book_contract(deal)
+        booked = await self._book_contract(self._deal)
+        if booked is None:
+            return await self._finish(DealStage.REJECTED, "rejected: contract data mismatch")
+        deal = booked
         await self._issue_first_invoice(deal)
         await self._recognise(deal)
         return await self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
@@ -246,16 +251,48 @@ class DealWorkflow:
                 await self._withdraw(check_id, "the deal was amended; re-checking")
         return True
 
-    async def _book_contract(self, deal: DealSubmission) -> None:
-        self._set_stage(DealStage.BOOKING)
-        await workflow.execute_activity_method(
-            RecordsActivities.book_contract,
-            BookContractInput(deal=deal, usd_rate=self._rules.credit.usd_rates.get(deal.currency, 0),
-                              rules_version=self._rules.version),
-            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
-            summary="write customer, contract and recognition schedule to the system of record",
-        )  # fmt: skip
-        self._schedule_stored = True
+    async def _book_contract(self, deal: DealSubmission) -> DealSubmission | None:
+        """Book the contract; on a data mismatch the write is suspended and a case decides:
+        amend (re-checked, then booked) or reject (None)."""
+        while True:
+            self._set_stage(DealStage.BOOKING)
+            try:
+                await workflow.execute_activity_method(
+                    RecordsActivities.book_contract,
+                    BookContractInput(deal=deal, usd_rate=self._rules.credit.usd_rates.get(deal.currency, 0),
+                                      rules_version=self._rules.version),
+                    start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+                    summary="write customer, contract and recognition schedule to the system of record",
+                )  # fmt: skip
+            except ActivityError as exc:
+                cause = exc.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == DATA_MISMATCH):
+                    raise
+                if not await self._mismatch_resolved(cause):
+                    return None
+                deal = self._deal
+                continue
+            self._schedule_stored = True
+            return deal
+
+    async def _mismatch_resolved(self, cause: ApplicationError) -> bool:
+        """A case for the owners of contract data; True once amended and re-checked."""
+        owner = self._rules.owner_of(MISMATCH_CHECK)
+        evidence = {k: f"booked {v['booked']}, now {v['incoming']}"
+                    for k, v in (cause.details[0] if cause.details else {}).items()}  # fmt: skip
+        self._cases[MISMATCH_CHECK] = await self._start_case(
+            MISMATCH_CHECK, owner, [cause.message], evidence, self._deal
+        )
+        self._state.open_cases = [OpenCase(case_id=self._cases[MISMATCH_CHECK].id,
+                                           check_id=MISMATCH_CHECK, owner_role=owner)]  # fmt: skip
+        self._set_stage(DealStage.AWAITING_RESOLUTION)
+        outcome = await self._next_case_outcome()
+        self._state.open_cases = []
+        if outcome.amended_deal is None:
+            return False
+        self._state.deal = outcome.amended_deal
+        assert self._standing is not None, "loaded before the gates first ran"
+        return await self._pass_gates(self._standing)
 
     async def _issue_first_invoice(self, deal: DealSubmission) -> None:
         self._set_stage(DealStage.INVOICING)

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.records import BookContractInput, RecordsActivities
 from models.deal import DealSubmission
 from models.deal_flow import DealInput, DealStage
 from starter.deal_start import start_deal
@@ -125,3 +130,36 @@ async def test_rules_replay_reports_rerouted_and_newly_failing_events(
     assert "now fails business.discount_tolerance: to vp_revops (16h) → cro (16h)" in out
     # Nothing live changed: no case opened or moved.
     assert await services.pool.fetchval("SELECT count(*) FROM exception_case") == before
+
+
+async def test_booking_a_contract_again_with_other_terms_is_refused_and_writes_nothing(
+    services: Services,
+) -> None:
+    records = RecordsActivities(services.pool)
+    deal_id = unique_deal_id()
+    first = DealSubmission.model_validate(book_deal("hs-deal-90401", deal_id))
+    env = ActivityEnvironment()
+    await env.run(records.book_contract, BookContractInput(deal=first, usd_rate=Decimal(1),
+                                                           rules_version=services.rules.version))  # fmt: skip
+    again = first.model_copy(update={"end_date": first.end_date + timedelta(days=365)})
+
+    with pytest.raises(ApplicationError) as refused:
+        await env.run(records.book_contract, BookContractInput(deal=again, usd_rate=Decimal(1),
+                                                               rules_version=services.rules.version))  # fmt: skip
+
+    assert refused.value.type == "DataMismatch" and refused.value.non_retryable
+    assert refused.value.message == (
+        f"contract {deal_id} is already booked with other terms: "
+        f"end_date booked {first.end_date}, now {again.end_date}"
+    )
+    stored = await services.pool.fetchval(
+        "SELECT end_date FROM contract WHERE deal_id = $1", deal_id
+    )
+    assert stored == first.end_date
+    assert (
+        await services.pool.fetchval(
+            "SELECT count(*) FROM audit_event WHERE subject = $1 AND action = 'contract.booked'",
+            f"deal:{deal_id}",
+        )
+        == 1
+    )

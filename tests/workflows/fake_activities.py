@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.cases import CaseEventInput, OpenCaseInput, OverrideEventInput
 from activities.crm import ReadCrmDealInput, ReadCrmDealResult
@@ -17,6 +18,7 @@ from activities.invoicing import IssueInvoiceInput, IssueInvoiceResult
 from activities.ledger import PostRecognitionInput, PostRecognitionResult
 from activities.notifications import NotificationInput, NotificationResult
 from activities.records import (
+    DATA_MISMATCH,
     BookContractInput,
     BookContractResult,
     LoadStandingInput,
@@ -80,6 +82,15 @@ class FakeSystems:
     @activity.defn(name="book_contract")
     async def book_contract(self, data: BookContractInput) -> BookContractResult:
         self._seen()
+        booked = self.contracts.get(data.deal.deal_id)
+        if booked is not None and booked.deal.tcv() != data.deal.tcv():
+            raise ApplicationError(
+                f"contract {data.deal.deal_id} is already booked with other terms: "
+                f"tcv booked {booked.deal.tcv().amount}, now {data.deal.tcv().amount}",
+                {"tcv": {"booked": str(booked.deal.tcv().amount),
+                         "incoming": str(data.deal.tcv().amount)}},
+                type=DATA_MISMATCH, non_retryable=True,
+            )  # fmt: skip
         self.contracts[data.deal.deal_id] = data
         return BookContractResult(contract_id=data.deal.deal_id, customer_created=True)
 

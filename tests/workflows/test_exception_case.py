@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.records import BookContractInput
 from models.case import (
     CaseInput,
     CaseOutcome,
@@ -446,6 +447,51 @@ async def test_crm_that_keeps_failing_opens_an_integration_case_for_its_owners(
     assert "amend applies to cases on a deal" in str(refused.value.cause)
     await case.execute_update(ExceptionCaseWorkflow.resolve,
                               resolution("approve", "priya.raman", "INTEGRATION_FIXED"))  # fmt: skip
+    outcome = await handle.result()
+    assert outcome.stage is DealStage.COMPLETED
+    assert outcome.invoice_total is not None and outcome.invoice_total.amount == Decimal(
+        "130650.00"
+    )
+
+
+# --- data mismatch ----------------------------------------------------------------------------
+
+
+async def test_contract_mismatch_suspends_the_write_until_the_deal_is_amended(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    """A contract for this deal is already booked at USD 120,000 (an earlier run); the deal
+    arrives again at USD 132,000. Nothing is written until finance amends it to match."""
+    deal_id = f"D-{uuid.uuid4().hex[:8]}"
+    booked = make_deal([make_line("L1", ProductType.SUBSCRIPTION, "1000", quantity="120")],
+                       deal_id=deal_id, payment_terms=PaymentTerms.UPFRONT)  # fmt: skip
+    systems.contracts[deal_id] = BookContractInput(deal=booked, usd_rate=Decimal(1),
+                                                   rules_version="earlier")  # fmt: skip
+    changed = make_deal([make_line("L1", ProductType.SUBSCRIPTION, "1100", quantity="120")],
+                        deal_id=deal_id, payment_terms=PaymentTerms.UPFRONT)  # fmt: skip
+    started = await start_deal(env.client, DealInput(deal=changed, source="api",
+                               submitted_by="test", rules=rules), worker.task_queue)  # fmt: skip
+    handle = env.client.get_workflow_handle_for(DealWorkflow.run, started.workflow_id)
+    state = await eventually(lambda: handle.query(DealWorkflow.state), lambda s: bool(s.open_cases))
+    [ref] = state.open_cases
+    assert (ref.check_id, ref.owner_role) == ("integrity.contract_mismatch", Role.FINANCE)
+    case = env.client.get_workflow_handle_for(ExceptionCaseWorkflow.run, ref.case_id)
+    view = await eventually(lambda: case_state(case), lambda s: bool(s.timeline))
+    assert view.messages == [
+        f"contract {deal_id} is already booked with other terms: tcv booked 120000.00, now 132000.00"
+    ]
+    assert view.evidence == {"tcv": "booked 120000.00, now 132000.00"}
+    assert systems.invoices == {} and systems.contracts[deal_id].deal == booked
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await case.execute_update(
+            ExceptionCaseWorkflow.resolve, resolution("approve", "aisha.khan")
+        )
+    assert "approve cannot resolve integrity.contract_mismatch" in str(refused.value.cause)
+    await case.execute_update(ExceptionCaseWorkflow.resolve, resolution(
+        "amend", "aisha.khan", "DATA_CORRECTED",
+        amendments={"lines": [line.model_dump(mode="json") for line in booked.lines],
+                    "total_contract_value": "120000.00", "annual_recurring_value": "120000.00"}))  # fmt: skip
     outcome = await handle.result()
     assert outcome.stage is DealStage.COMPLETED
     assert outcome.invoice_total is not None and outcome.invoice_total.amount == Decimal(
