@@ -20,8 +20,15 @@ from models.deal import DealSubmission
 from models.routing import CaseRouting, Contact
 from models.rules import Role
 
-# Checks whose case holds a write back: only amend (re-checked) or reject resolve them.
-WRITE_SUSPENDED = frozenset({"integrity.contract_mismatch"})
+# Checks whose case holds a write back: only amend (re-checked) or reject resolve them. A
+# contract that contradicts the stored one cannot be booked, and an invoice cannot be issued
+# without the PO its customer requires, an issuing entity or a tax rate, whoever approves.
+WRITE_SUSPENDED = frozenset({
+    "integrity.contract_mismatch",
+    "structural.po_present",
+    "structural.billing_entity_known",
+    "structural.tax_jurisdiction_known",
+})  # fmt: skip
 
 
 class ResolutionAction(StrEnum):
@@ -232,8 +239,8 @@ def resolution_problems(
         ResolutionAction.OVERRIDE,
     ):
         problems.append(
-            f"{r.action.value} cannot resolve {case.check_id}: the write stays suspended until the "
-            "deal is amended to match the system of record, or rejected"
+            f"{r.action.value} cannot resolve {case.check_id}: nothing can be written until the "
+            "deal is amended (and re-checked), or rejected"
         )
     return problems
 

@@ -299,7 +299,9 @@ async def test_a_refused_update_shows_the_validators_reason_and_the_case_stays_o
     services: Services, chromium: Path, tmp_path: Path
 ) -> None:
     workflow_id, case_id = await open_po_case(services)
-    payload = resolution_payload("approve", "BECAUSE_I_SAY_SO", note="no reason code")
+    payload = resolution_payload(
+        "amend", "BECAUSE_I_SAY_SO", note="no reason code", amendments={"po_number": "PO-1"}
+    )
 
     def operator(ui: CaseInTheWebUi) -> str | None:
         ui.search(

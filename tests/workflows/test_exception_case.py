@@ -487,7 +487,10 @@ async def test_contract_mismatch_suspends_the_write_until_the_deal_is_amended(
         await case.execute_update(
             ExceptionCaseWorkflow.resolve, resolution("approve", "aisha.khan")
         )
-    assert "approve cannot resolve integrity.contract_mismatch" in str(refused.value.cause)
+    assert (
+        "approve cannot resolve integrity.contract_mismatch: nothing can be written until the "
+        "deal is amended (and re-checked), or rejected"
+    ) in str(refused.value.cause)
     await case.execute_update(ExceptionCaseWorkflow.resolve, resolution(
         "amend", "aisha.khan", "DATA_CORRECTED",
         amendments={"lines": [line.model_dump(mode="json") for line in booked.lines],
