@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.case import Resolution
-from models.deal import PaymentTerms, ProductType
+from models.case import CaseInput, Resolution, SignOff
+from models.deal import DealSubmission, PaymentTerms, ProductType
 from models.deal_flow import DealInput
+from models.rules import Role
 from starter.rules_loader import load_rules
 from starter.settings import PROJECT_ROOT
 from tests.builders import make_deal, make_line
@@ -29,6 +34,7 @@ from tests.workflows.fake_activities import FakeSystems
 from worker import WORKFLOWS, workflow_runner
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
+from workflows.override_signoff import OverrideSignoffWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -73,6 +79,51 @@ async def main() -> None:
             await _record(env.client, f"deal-{clean.deal_id}", "deal_standard_path")
             await _record(env.client, f"deal-{no_po.deal_id}", "deal_amended_po")
             await _record(env.client, case.id, "case_amended_po")
+            await _escalated_override(env, queue, clean)
+
+
+async def _escalated_override(env: WorkflowEnvironment, queue: str, deal: DealSubmission) -> None:
+    """A finance case left past its SLA (one escalation), then overridden; its sign-off is
+    given late, after the audit flag."""
+    check = "business.payment_terms_policy"
+    case_id = f"case-deal-replay-escalated-{check}"
+    case = await env.client.start_workflow(
+        ExceptionCaseWorkflow.run,
+        CaseInput(case_id=case_id, subject="deal:replay-escalated", deal=deal, check_id=check,
+                  owner_role=Role.FINANCE, messages=["net 60 is outside the policy"],
+                  rules_version="replay"),
+        id=case_id, task_queue=queue,
+    )  # fmt: skip
+    state = await _until(lambda: case.query(ExceptionCaseWorkflow.state), lambda s: s.sla_deadline)
+    await env.sleep(state.sla_deadline - await env.get_current_time() + timedelta(seconds=1))
+    state = await _until(lambda: case.query(ExceptionCaseWorkflow.state), lambda s: s.level == 1)
+    expires = (await env.get_current_time()).date() + timedelta(days=30)
+    await case.signal(ExceptionCaseWorkflow.resolve_signal, Resolution(
+        action="override", actor="rachel.adams", reason_code="CREDIT_APPROVED",
+        approver="samuel.ortiz", override_expires_on=expires))  # fmt: skip
+    await case.result()
+    signoff = env.client.get_workflow_handle_for(OverrideSignoffWorkflow.run, f"signoff-{case_id}")
+    due = (await _until(lambda: signoff.query(OverrideSignoffWorkflow.state), bool)).signoff_due
+    await env.sleep(due - await env.get_current_time() + timedelta(seconds=1))
+    await _until(lambda: signoff.query(OverrideSignoffWorkflow.state), lambda s: s.audit_flagged)
+    await signoff.signal(OverrideSignoffWorkflow.sign_off_signal,
+                         SignOff(actor="aisha.khan", reason_code="QA_SIGNED_OFF"))  # fmt: skip
+    await env.sleep(timedelta(seconds=1))
+    await _record(env.client, case_id, "case_escalated_override")
+    await _record(env.client, f"escalation-{case_id}-1", "escalation_to_vp_finance")
+    await _record(env.client, f"signoff-{case_id}", "signoff_late_after_flag")
+
+
+async def _until(query: Callable[[], Awaitable[Any]], check: Callable[[Any], Any]) -> Any:
+    for _ in range(250):
+        try:
+            value = await query()
+        except RPCError:
+            value = None
+        if value is not None and check(value):
+            return value
+        await asyncio.sleep(0.02)
+    raise RuntimeError("the recording did not reach the expected state")
 
 
 if __name__ == "__main__":

@@ -32,4 +32,7 @@ def test_histories_are_recorded() -> None:
         "deal_standard_path",
         "deal_amended_po",
         "case_amended_po",
+        "case_escalated_override",
+        "escalation_to_vp_finance",
+        "signoff_late_after_flag",
     }
