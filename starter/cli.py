@@ -44,6 +44,9 @@ def _print_urls(services: Any) -> None:
             f"HTTP API         {services.api_url}  (OpenAPI docs: {services.api_url}/docs)"
         )
     console.print(f"Database         {services.settings.effective_database_url}")
+    if services.mailbox is not None:
+        console.print(f"Mailbox          {services.mailbox.mail_dir}  "
+                      f"(SMTP on 127.0.0.1:{services.mailbox.port}; notifications land here)")  # fmt: skip
 
 
 @app.command()
@@ -72,6 +75,10 @@ def demo() -> None:
             _print_urls(services)
             states = await run_book(services, console)
             console.print(outcome_table(states))
+            if services.mailbox is not None:
+                mails = len(services.mailbox.paths())
+                console.print(f"{mails} e-mails to case owners are in {services.mailbox.mail_dir}; "
+                              "`revops cases` lists what waits on whom.")  # fmt: skip
             if sys.stdin.isatty() and sys.stdout.isatty():
                 console.print(f"Look around: Web UI {services.ui_url}, API {services.api_url}/docs. "
                               "Ctrl-C stops the stack.")  # fmt: skip
