@@ -5,7 +5,7 @@ enters the workflow's history), and list the open cases, breached first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -25,13 +25,17 @@ class CaseRefused(Exception):
 
 
 async def audit_refusal(pool: asyncpg.Pool, case_id: str, r: Resolution, why: str) -> None:
-    subject = await pool.fetchval("SELECT subject FROM exception_case WHERE case_id = $1", case_id)
+    """Record a refused update (it never enters the workflow's history) under the rules
+    version the case runs under."""
+    row = await pool.fetchrow(
+        "SELECT subject, rules_version FROM exception_case WHERE case_id = $1", case_id
+    )
     async with pool.acquire() as conn:
         await insert_audit_event(conn, AuditEvent(
-            key=f"{case_id}:refused:{datetime.now().isoformat()}:{r.actor}",
-            actor=r.actor, action="case.refused", subject=subject or case_id,
-            after={"case_id": case_id, "action": r.action.value, "why": why},
-            reason_code=r.reason_code, rules_version="-",
+            key=f"{case_id}:refused:{datetime.now(UTC).isoformat()}:{r.actor}",
+            actor=r.actor, action="case.refused", subject=row["subject"] if row else case_id,
+            after={"case_id": case_id, "action": r.action.value, "why": why, "note": r.note},
+            reason_code=r.reason_code, rules_version=row["rules_version"] if row else "unknown",
         ))  # fmt: skip
 
 

@@ -78,11 +78,15 @@ async def test_the_owner_is_mailed_listed_and_only_the_owning_role_resolves(
         f"refused: priya.raman (sales_ops) does not hold billing, which owns case {case_id} at level 0"
         in " ".join(refused.stdout.split())
     )
-    audited = await services.pool.fetchval(
-        "SELECT count(*) FROM audit_event WHERE action = 'case.refused' AND after->>'case_id' = $1",
+    audited = await services.pool.fetch(
+        "SELECT actor, subject, reason_code, rules_version FROM audit_event "
+        "WHERE action = 'case.refused' AND after->>'case_id' = $1",
         case_id,
     )
-    assert audited == 1
+    assert [dict(r) for r in audited] == [{
+        "actor": "priya.raman", "subject": f"deal:{deal_id}", "reason_code": "DATA_CORRECTED",
+        "rules_version": services.rules.version,
+    }]  # fmt: skip
 
     resolved = await revops(services, "case", "resolve", case_id, "--action", "amend",
                             "--as", "maria.santos", "--reason", "DATA_CORRECTED",
