@@ -19,11 +19,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Numeric,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -185,6 +187,26 @@ class GateInputRecord(SQLModel, table=True):
     standing: Any = _json()
     rules_version: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _created()
+
+
+class UsageRecordRow(SQLModel, table=True):
+    """A usage record as received, once per (contract, record id); rated into `billed_period`."""
+
+    __tablename__ = "usage_record"
+    __table_args__ = (
+        Index("ix_usage_record_unbilled", "contract_id", "period",
+              postgresql_where=text("billed_period IS NULL")),
+    )  # fmt: skip
+
+    contract_id: str = Field(sa_column=Column(Text, primary_key=True))
+    record_id: str = Field(sa_column=Column(Text, primary_key=True))
+    metric: str = Field(sa_column=Column(Text, nullable=False))
+    quantity: Decimal = Field(sa_column=Column(Numeric(26, 6), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    period: str = Field(sa_column=Column(Text, nullable=False))
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = _created()
+    billed_period: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class InvoiceSequence(SQLModel, table=True):

@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.case import Resolution, ResolutionAction
 from models.rules import RuleSet
+from models.usage import parse_usage_records
 from models.validation import describe_validation_error
 from starter.api_keys import ApiPrincipal, authenticate
 from starter.case_actions import CaseRefused
@@ -35,6 +36,7 @@ from starter.hubspot_signature import (
 from starter.intake import Intake, content_id, parse_json_text
 from starter.settings import Settings
 from starter.status_view import deal_status_view
+from starter.usage_intake import store_usage
 from workflows.deal import DealWorkflow
 
 CLOSED_WON_STAGES = frozenset({"closedwon"})
@@ -184,6 +186,40 @@ def _routes(app: FastAPI) -> None:
                 raise HTTPException(404, f"no workflow deal-{deal_id}") from exc
             raise HTTPException(503, f"Temporal unavailable ({exc.message}); retry") from exc
         return deal_status_view(state)
+
+    @app.post("/usage", status_code=202)
+    async def submit_usage(request: Request, ctx: Context, who: Principal) -> JSONResponse:
+        """A batch `{"records": [...]}`; stored raw first, then all records or none."""
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        payload, problems = parse_json_text(raw)
+        try:
+            inbox_id, _ = await ctx.intake.store_raw(
+                "usage-api", content_id(raw), "application/json", raw
+            )
+            items = payload.get("records") if isinstance(payload, dict) else None
+            if problems or not isinstance(items, list):
+                await ctx.intake.mark(
+                    inbox_id,
+                    "invalid",
+                    errors=problems
+                    or [
+                        {"field": "records", "rule": "must be a list of usage records", "input": ""}
+                    ],
+                )
+                return JSONResponse({"problems": problems or [{"field": "records",
+                                     "rule": "must be a list of usage records"}]}, status_code=422)  # fmt: skip
+            records, bad = parse_usage_records(items)
+            if bad:
+                await ctx.intake.mark(inbox_id, "invalid", errors=[
+                    {"field": f"records[{b.index}].{p['field']}", "rule": p["rule"], "input": p["input"]}
+                    for b in bad for p in b.problems])  # fmt: skip
+                return JSONResponse({"stored": 0, "problems": [b.model_dump() for b in bad]},
+                                    status_code=422)  # fmt: skip
+            result = await store_usage(ctx.pool, records, source=f"api:{who.name}")
+            await ctx.intake.mark(inbox_id, "stored")
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise HTTPException(503, "database unavailable: nothing was stored; retry") from exc
+        return JSONResponse(result.as_json(), status_code=202)
 
     @app.post("/cases/{case_id}/resolve")
     async def resolve_case(

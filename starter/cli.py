@@ -215,10 +215,12 @@ def _register_subcommands() -> None:
     from starter.audit_commands import audit_app
     from starter.case_commands import case_app, cases_command
     from starter.rules_commands import rules_app
+    from starter.usage_commands import usage_app
 
     app.add_typer(case_app, name="case")
     app.add_typer(audit_app, name="audit")
     app.add_typer(rules_app, name="rules")
+    app.add_typer(usage_app, name="usage")
     app.command("cases")(cases_command)
 
 
