@@ -202,10 +202,15 @@ def _period_line(line: DealLine, period: BillingPeriod, amount: Money) -> Invoic
     )
 
 
+def _licence_description(product: str) -> str:
+    """'<product>, perpetual license', unless the product's name already says so."""
+    return product if "perpetual licen" in product.lower() else f"{product}, perpetual license"
+
+
 def _on_delivery(deal: DealSubmission, line: DealLine) -> _Billed:
     invoice_line = InvoiceLine(
         line_id=line.line_id,
-        description=f"{line.product}, perpetual license",
+        description=_licence_description(line.product),
         quantity=line.quantity,
         unit_price=Money(amount=line.net_price, currency=deal.currency),
         amount=line.net_total(deal.currency),
