@@ -61,12 +61,17 @@ async def store_usage(
                SELECT count(*) FROM inserted""",
             source,
         )
-        conflicts = await conn.fetch(
-            """SELECT DISTINCT i.contract_id || '/' || i.record_id AS id
+        # Every row new: no record id can clash with a stored one (skip the lookup).
+        conflicts = (
+            []
+            if stored == len(records)
+            else await conn.fetch(
+                """SELECT DISTINCT i.contract_id || '/' || i.record_id AS id
                FROM usage_incoming i JOIN usage_record u USING (contract_id, record_id)
                WHERE (u.metric, u.quantity, u.occurred_at)
                      IS DISTINCT FROM (i.metric, i.quantity, i.occurred_at)
                ORDER BY 1"""
+            )
         )
     conflict_ids = [r["id"] for r in conflicts]
     return UsageIngestResult(
