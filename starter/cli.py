@@ -53,6 +53,9 @@ def _print_urls(services: Any) -> None:
 def up() -> None:
     """Start the embedded stack, the worker and the HTTP API; Ctrl-C stops everything."""
     from starter.services import running_services
+    from worker import configure_logging
+
+    configure_logging(get_settings().log_level)
 
     async def run() -> None:
         async with running_services(get_settings()) as services:
@@ -69,6 +72,9 @@ def demo() -> None:
     """Run the sample book of deals through the product and print where each stands."""
     from starter.demo import outcome_table, run_book
     from starter.services import running_services
+    from worker import configure_logging
+
+    configure_logging("WARNING")  # the table is the output; `revops up` shows the INFO logs
 
     async def run() -> None:
         async with running_services(get_settings()) as services:
