@@ -158,6 +158,13 @@ class OperatingRules(_Strict):
                 problems.append(
                     f"routes.{check_id}: no escalation chain named {route.escalation!r}"
                 )
+            elif route.escalation is not None:
+                first = self.escalation[route.escalation].levels[0].role
+                if first is route.owner_role:
+                    problems.append(
+                        f"routes.{check_id}: chain {route.escalation!r} escalates to "
+                        f"{first.value}, which already owns the check"
+                    )
             if route.owner_role not in staffed:
                 problems.append(
                     f"routes.{check_id}: nobody in the directory holds {route.owner_role}"

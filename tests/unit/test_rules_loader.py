@@ -333,3 +333,13 @@ def test_shipped_routing_staffs_every_level_and_expands_holidays() -> None:
         us.holidays[date(2026, 12, 25)]
         and us.holidays[date(2026, 11, 27)] == "Day after Thanksgiving"
     )
+
+
+def test_a_chain_that_escalates_to_the_owner_itself_is_refused(tmp_path: Path) -> None:
+    directory = copy_of_rules(tmp_path)
+    edit(directory / "routes.yaml", "escalation: credit_limit}", "escalation: credit}")
+
+    assert problems_loading(directory) == [
+        f"{directory / 'routes.yaml'}: routes.business.credit_limit: chain 'credit' escalates "
+        "to vp_finance, which already owns the check"
+    ]
