@@ -130,14 +130,19 @@ class PostRecognitionResult(BaseModel):
 
 
 async def store_schedule(conn: DbConnection, schedule: RecognitionSchedule) -> None:
-    """Write the contract's recognition schedule (version 1) once; a retry writes nothing."""
-    await conn.executemany(
+    """Write the contract's recognition schedule (version 1) in one statement, once; a retry
+    writes nothing."""
+    es = schedule.entries
+    await conn.execute(
         """INSERT INTO recognition_schedule (deal_id, version, entry_no, line_id, period,
                recognition_date, amount, currency, kind, milestone_id, requires_event)
-           VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
-        [(schedule.deal_id, n, e.line_id, e.period, e.recognition_date, e.amount.amount,
-          e.amount.currency, str(e.kind), e.milestone_id, e.requires_event)
-         for n, e in enumerate(schedule.entries, start=1)],
+           SELECT $1, 1, e.* FROM unnest($2::int[], $3::text[], $4::text[], $5::date[],
+               $6::numeric[], $7::text[], $8::text[], $9::text[], $10::bool[]) AS e
+           ON CONFLICT DO NOTHING""",
+        schedule.deal_id, list(range(1, len(es) + 1)), [e.line_id for e in es],
+        [e.period for e in es], [e.recognition_date for e in es],
+        [e.amount.amount for e in es], [e.amount.currency for e in es],
+        [str(e.kind) for e in es], [e.milestone_id for e in es], [e.requires_event for e in es],
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import asyncpg
@@ -107,22 +108,23 @@ class RecordsActivities:
     async def record_gate_results(self, data: RecordGatesInput) -> None:
         failed = [r.check_id for r in data.results if not r.passed]
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                """INSERT INTO gate_result (deal_id, run_no, check_id, layer, passed, severity,
-                       owner_role, messages, evidence, rules_version)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   ON CONFLICT DO NOTHING""",
-                [
-                    (data.deal_id, data.run_no, r.check_id, r.layer.value, r.passed, r.severity,
-                     r.owner_role.value, r.messages, r.evidence, r.rules_version)
-                    for r in data.results
-                ],
-            )  # fmt: skip
+            rs = data.results
+            # Every result and what the gates saw, in one statement.
             await conn.execute(
-                """INSERT INTO gate_input (deal_id, run_no, deal, standing, rules_version)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-                data.deal_id, data.run_no, jsonable(data.deal), jsonable(data.standing),
-                data.rules_version,
+                """WITH gates AS (
+                       INSERT INTO gate_result (deal_id, run_no, check_id, layer, passed,
+                           severity, owner_role, messages, evidence, rules_version)
+                       SELECT $1, $2, c, l, p, s, o, m::jsonb, e::jsonb, v
+                       FROM unnest($3::text[], $4::text[], $5::bool[], $6::text[], $7::text[],
+                                   $8::text[], $9::text[], $10::text[]) AS g(c, l, p, s, o, m, e, v)
+                       ON CONFLICT DO NOTHING)
+                   INSERT INTO gate_input (deal_id, run_no, deal, standing, rules_version)
+                   VALUES ($1, $2, $11, $12, $13) ON CONFLICT DO NOTHING""",
+                data.deal_id, data.run_no, [r.check_id for r in rs], [r.layer.value for r in rs],
+                [r.passed for r in rs], [r.severity for r in rs],
+                [r.owner_role.value for r in rs], [json.dumps(r.messages) for r in rs],
+                [json.dumps(r.evidence) for r in rs], [r.rules_version for r in rs],
+                jsonable(data.deal), jsonable(data.standing), data.rules_version,
             )  # fmt: skip
             if data.run_no == 1:
                 await insert_audit_event(conn, AuditEvent(
