@@ -7,6 +7,7 @@ a record is the UTC month it occurred in.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -46,10 +47,8 @@ def parse_usage_records(items: list[Any]) -> tuple[list[UsageRecord], list[Usage
 
     A clean batch is validated in one call (pydantic's core loops, not Python); only a batch
     with a problem is walked item by item to say which items are wrong."""
-    try:
+    with contextlib.suppress(ValidationError):  # some item is bad: find which below
         return _BATCH.validate_python(items), []
-    except ValidationError:
-        pass
     records: list[UsageRecord] = []
     problems: list[UsageBatchProblem] = []
     for index, item in enumerate(items):
