@@ -49,22 +49,13 @@ from starter.ports import free_ports
 from starter.services import Services, running_services
 from starter.settings import PROJECT_ROOT, Settings
 from starter.stack import stop_stack
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
 DESCRIPTION = "Screenshots of the real Temporal Web UI for docs/approving-from-the-web-ui.md."
 OUT_DIR = PROJECT_ROOT / "docs" / "img"
 BOOK = PROJECT_ROOT / "starter" / "sample_data" / "book.json"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT_WIDTH, VIEWPORT_HEIGHT = 1760, 1000
 STEP_TIMEOUT_MS = 30_000
 WAIT_SECONDS = 60.0

@@ -15,8 +15,12 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from models.deal_flow import DealOutcome, DealState
+from models.case import CaseState
+from models.deal_flow import DealOutcome, DealStage, DealState
+from starter.intake import Intake
+from starter.services import Services
 from workflows.deal import DealWorkflow
+from workflows.exception_case import ExceptionCaseWorkflow
 
 BOOK = Path(__file__).resolve().parents[2] / "starter" / "sample_data" / "book.json"
 WAIT_SECONDS = 60.0
@@ -87,3 +91,44 @@ async def workflow_exists(client: Client, workflow_id: str) -> bool:
     except RPCError:
         return False
     return True
+
+
+async def case_state(client: Client, case_id: str) -> CaseState:
+    return await client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id).query(
+        ExceptionCaseWorkflow.state
+    )
+
+
+async def wait_for_case(
+    client: Client, case_id: str, done: Callable[[CaseState], bool], timeout: float = WAIT_SECONDS
+) -> CaseState:
+    """Query the case until `done` holds (it may not have started yet)."""
+    deadline = time.monotonic() + timeout
+    last: CaseState | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = await case_state(client, case_id)
+        except RPCError:
+            last = None  # not started yet
+        if last is not None and done(last):
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{case_id}: condition not met within {timeout:.0f} s (state {last})")
+
+
+async def open_case(
+    services: Services, deal: dict[str, Any], check_id: str, submitted_by: str
+) -> tuple[str, str]:
+    """Submit `deal` (built to fail `check_id`) through the intake; (deal workflow id, case
+    id) once the case has read its routing and started its SLA clock, i.e. takes resolutions."""
+    intake = Intake(services.pool, services.client, services.rules, services.settings.task_queue)
+    submitted = await intake.submit_deal("file", deal, json.dumps(deal), submitted_by=submitted_by)
+    assert submitted.started, submitted.message
+    deal_id = deal["deal_id"]
+    workflow_id, case_id = f"deal-{deal_id}", f"case-deal-{deal_id}-{check_id}"
+    await wait_for_state(
+        services.client, workflow_id,
+        lambda s: s.stage is DealStage.AWAITING_RESOLUTION and bool(s.open_cases),
+    )  # fmt: skip
+    await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
+    return workflow_id, case_id

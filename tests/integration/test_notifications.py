@@ -126,7 +126,7 @@ def chat_server() -> Iterator[ChatServer]:
             self.wfile.write(b"ok" if status == 200 else b"invalid_payload")
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Silent: http.server would print every request to stderr."""
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

@@ -17,11 +17,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.records import BookContractInput, RecordsActivities
 from models.deal import DealSubmission
-from models.deal_flow import DealInput, DealStage
-from starter.deal_start import start_deal
+from models.deal_flow import DealStage
 from starter.services import Services
 from starter.settings import PROJECT_ROOT
-from tests.integration.helpers import book_deal, unique_deal_id, wait_for_outcome, wait_for_state
+from tests.integration.helpers import book_deal, open_case, unique_deal_id, wait_for_outcome
 from tests.integration.test_cli_submit import revops
 
 pytestmark = pytest.mark.integration
@@ -32,15 +31,9 @@ CHECK = "structural.po_present"
 async def deal_waiting_on_billing(services: Services) -> tuple[str, str]:
     """hs-deal-90401 without its PO: billing owns the case (maria.santos, oliver.grant)."""
     deal_id = unique_deal_id()
-    deal = DealSubmission.model_validate({**book_deal("hs-deal-90401", deal_id), "po_number": None})
-    data = DealInput(deal=deal, source="api", submitted_by="it", rules=services.rules)
-    started = await start_deal(services.client, data, services.settings.task_queue)
-    assert started.started
-    await wait_for_state(
-        services.client, started.workflow_id,
-        lambda s: s.stage is DealStage.AWAITING_RESOLUTION and bool(s.open_cases),
-    )  # fmt: skip
-    return deal_id, f"case-deal-{deal_id}-{CHECK}"
+    deal = {**book_deal("hs-deal-90401", deal_id), "po_number": None}
+    _, case_id = await open_case(services, deal, CHECK, "it")
+    return deal_id, case_id
 
 
 async def test_the_owner_is_mailed_listed_and_only_the_owning_role_resolves(

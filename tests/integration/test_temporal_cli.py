@@ -20,27 +20,24 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from temporalio.client import Client
-from temporalio.service import RPCError
 
-from models.case import CaseState, CaseStatus, ResolutionAction
+from models.case import CaseStatus, ResolutionAction
 from models.deal_flow import DealStage
 from starter.embedded_temporal import temporal_binary
-from starter.intake import Intake
 from starter.services import Services
 from tests.integration.helpers import (
     WAIT_SECONDS,
     book_deal,
+    open_case,
     unique_deal_id,
+    wait_for_case,
     wait_for_outcome,
     wait_for_state,
 )
-from workflows.exception_case import ExceptionCaseWorkflow
 
 pytestmark = pytest.mark.integration
 
@@ -115,41 +112,9 @@ async def temporal(services: Services, *args: str) -> CliAnswer:
 # --- the case -------------------------------------------------------------------------------
 
 
-async def open_case(services: Services, book: tuple[str, str]) -> tuple[str, str]:
-    """Submit a book deal that fails one check; (deal workflow id, case id) once the case is
-    with its owner and listed as open."""
+async def open_book_case(services: Services, book: tuple[str, str]) -> tuple[str, str]:
     book_id, check_id = book
-    deal_id = unique_deal_id()
-    deal = book_deal(book_id, deal_id)
-    intake = Intake(services.pool, services.client, services.rules, services.settings.task_queue)
-    submitted = await intake.submit_deal("file", deal, json.dumps(deal), submitted_by="it-cli")
-    assert submitted.started, submitted.message
-    workflow_id, case_id = f"deal-{deal_id}", f"case-deal-{deal_id}-{check_id}"
-    await wait_for_state(
-        services.client,
-        workflow_id,
-        lambda s: s.stage is DealStage.AWAITING_RESOLUTION and bool(s.open_cases),
-    )
-    # Routing read and SLA clock started: from here on the case takes resolutions.
-    await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
-    return workflow_id, case_id
-
-
-async def wait_for_case(
-    client: Client, case_id: str, done: Callable[[CaseState], bool], timeout: float = WAIT_SECONDS
-) -> CaseState:
-    handle = client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id)
-    deadline = time.monotonic() + timeout
-    last: CaseState | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = await handle.query(ExceptionCaseWorkflow.state)
-        except RPCError:
-            last = None  # not started yet
-        if last is not None and done(last):
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{case_id}: condition not met within {timeout:.0f} s (state {last})")
+    return await open_case(services, book_deal(book_id, unique_deal_id()), check_id, "it-cli")
 
 
 async def listed(services: Services, query: str, timeout: float = WAIT_SECONDS) -> list[str]:
@@ -169,7 +134,7 @@ async def listed(services: Services, query: str, timeout: float = WAIT_SECONDS) 
 async def test_the_cli_lists_reads_refuses_and_resolves_a_case_with_an_update(
     services: Services,
 ) -> None:
-    workflow_id, case_id = await open_case(services, NO_PO)
+    workflow_id, case_id = await open_book_case(services, NO_PO)
 
     waiting = await listed(
         services,
@@ -226,7 +191,7 @@ async def test_the_cli_lists_reads_refuses_and_resolves_a_case_with_an_update(
 async def test_a_refused_signal_is_recorded_in_the_case_and_a_valid_one_resolves_it(
     services: Services,
 ) -> None:
-    workflow_id, case_id = await open_case(services, ARR_AS_TCV)
+    workflow_id, case_id = await open_book_case(services, ARR_AS_TCV)
 
     sent = await temporal(
         services, "workflow", "signal", "--workflow-id", case_id, "--name", "resolve_signal",
@@ -267,7 +232,7 @@ async def test_a_refused_signal_is_recorded_in_the_case_and_a_valid_one_resolves
 
 
 async def test_a_reject_from_the_cli_rejects_the_deal(services: Services) -> None:
-    workflow_id, case_id = await open_case(services, NO_PO)
+    workflow_id, case_id = await open_book_case(services, NO_PO)
 
     rejected = await temporal(
         services, "workflow", "update", "execute", "--workflow-id", case_id, "--name", "resolve",

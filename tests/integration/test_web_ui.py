@@ -25,35 +25,24 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 from temporalio.client import Client
-from temporalio.service import RPCError
 
-from models.case import CaseState, CaseStatus, ResolutionAction
+from models.case import CaseStatus, ResolutionAction
 from models.deal_flow import DealStage
-from starter.intake import Intake
 from starter.services import Services
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.helpers import (
     WAIT_SECONDS,
     book_deal,
+    case_state,
+    open_case,
     unique_deal_id,
+    wait_for_case,
     wait_for_outcome,
     wait_for_state,
 )
-from workflows.exception_case import ExceptionCaseWorkflow
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless, and quiet: no sandbox (root in CI), no GPU, and none of Chromium's own calls home
-# (without them its outbound connections are refused noisily on a machine without internet).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STEP_TIMEOUT_MS = 30_000  # one click, one page, one answer of the UI
 BROWSER_SECONDS = 240.0  # the whole browser part of one test
 
@@ -91,47 +80,15 @@ def chromium() -> Path:
 
 
 async def open_po_case(services: Services) -> tuple[str, str]:
-    """Submit a deal without its required PO; (deal workflow id, case id) once the case is
-    with its owner and listed as open."""
-    deal_id = unique_deal_id()
-    deal = book_deal(NO_PO, deal_id)
-    intake = Intake(services.pool, services.client, services.rules, services.settings.task_queue)
-    submitted = await intake.submit_deal("file", deal, json.dumps(deal), submitted_by="it-web-ui")
-    assert submitted.started, submitted.message
-    workflow_id, case_id = f"deal-{deal_id}", f"case-deal-{deal_id}-{CHECK}"
-    await wait_for_state(
-        services.client,
-        workflow_id,
-        lambda s: s.stage is DealStage.AWAITING_RESOLUTION and bool(s.open_cases),
+    """A deal without its required PO; (deal workflow id, case id) once the case takes
+    resolutions and the visibility store (what the Web UI lists from) lists it as open."""
+    workflow_id, case_id = await open_case(
+        services, book_deal(NO_PO, unique_deal_id()), CHECK, "it-web-ui"
     )
-    # Routing read and SLA clock started: from here on the case takes resolutions.
-    await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
     await wait_for_listing(
         services.client, f'WorkflowId = "{case_id}" AND RevopsCaseStatus = "open"'
     )
     return workflow_id, case_id
-
-
-async def case_state(client: Client, case_id: str) -> CaseState:
-    return await client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id).query(
-        ExceptionCaseWorkflow.state
-    )
-
-
-async def wait_for_case(
-    client: Client, case_id: str, done: Callable[[CaseState], bool], timeout: float = WAIT_SECONDS
-) -> CaseState:
-    deadline = time.monotonic() + timeout
-    last: CaseState | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = await case_state(client, case_id)
-        except RPCError:
-            last = None  # not started yet
-        if last is not None and done(last):
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{case_id}: condition not met within {timeout:.0f} s (state {last})")
 
 
 async def wait_for_listing(client: Client, query: str, timeout: float = WAIT_SECONDS) -> None:
