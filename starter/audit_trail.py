@@ -110,29 +110,15 @@ def format_timestamp(value: datetime) -> str:
     )
 
 
+# How PostgreSQL's jsonb text escapes a string: these by name, other control characters as
+# \u00XX (lower-case hex), everything else as is.
+_JSONB_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+                  "\r": "\\r", "\t": "\\t"}  # fmt: skip
+
+
 def _jsonb_string(text: str) -> str:
-    out = ['"']
-    for ch in text:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    escaped = (_JSONB_ESCAPES.get(ch) or (f"\\u{ord(ch):04x}" if ch < " " else ch) for ch in text)
+    return '"' + "".join(escaped) + '"'
 
 
 def _jsonb_number(value: int | float | Decimal) -> str:

@@ -450,13 +450,21 @@ def test_deadlines_are_monotone_in_hours_and_in_start(
     h1: Decimal | int,
     h2: Decimal | int,
 ) -> None:
+    assert_monotone(calendar, start1, start2, h1, h2)
+
+
+def assert_monotone(
+    calendar: BusinessCalendar, start1: datetime, start2: datetime,
+    h1: Decimal | int, h2: Decimal | int,
+) -> tuple[datetime, datetime, Decimal | int]:  # fmt: skip
+    """(2) h1 <= h2 implies add(start, h1) <= add(start, h2); (3) start1 <= start2 implies
+    add(start1, h) <= add(start2, h). Returns the earlier start, its deadline and hours."""
     start1, start2 = sorted([start1, start2])
     h1, h2 = sorted([h1, h2])
     deadline = calendar.add_business_hours(start1, h1)
-    # (2) h1 <= h2 implies add(start, h1) <= add(start, h2)
     assert deadline <= calendar.add_business_hours(start1, h2)
-    # (3) start1 <= start2 implies add(start1, h) <= add(start2, h)
     assert deadline <= calendar.add_business_hours(start2, h1)
+    return start1, deadline, h1
 
 
 NIGHT_ZONES = st.sampled_from(("America/New_York", "Europe/London", "Australia/Sydney"))
@@ -485,12 +493,8 @@ def test_properties_hold_across_clock_changes_inside_working_hours(
     h1: Decimal | int,
     h2: Decimal | int,
 ) -> None:
-    start1, start2 = sorted([start1, start2])
-    h1, h2 = sorted([h1, h2])
-    deadline = calendar.add_business_hours(start1, h1)
+    start, deadline, hours = assert_monotone(calendar, start1, start2, h1, h2)
     # Working time, or the end of a working interval (working time just before it).
     just_before = deadline - timedelta(microseconds=1)
     assert calendar.is_working_time(deadline) or calendar.is_working_time(just_before)
-    assert deadline <= calendar.add_business_hours(start1, h2)
-    assert deadline <= calendar.add_business_hours(start2, h1)
-    assert abs(calendar.business_hours_between(start1, deadline) - h1) <= HALF_SECOND_IN_HOURS
+    assert abs(calendar.business_hours_between(start, deadline) - hours) <= HALF_SECOND_IN_HOURS
