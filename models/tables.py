@@ -117,6 +117,10 @@ class ContractRecord(SQLModel, table=True):
     deal: Any = _json()
     rules_version: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _created()
+    status: str = Field(
+        default="active", sa_column=Column(Text, nullable=False, server_default="active")
+    )
+    cancelled_on: date | None = None
 
 
 class GateResultRecord(SQLModel, table=True):
@@ -207,6 +211,90 @@ class UsageRecordRow(SQLModel, table=True):
     source: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = _created()
     billed_period: str | None = Field(default=None, sa_column=Column(Text))
+    invoice_number: str | None = Field(default=None, sa_column=Column(Text))
+
+
+def _recorded() -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class MilestoneDeliveryRecord(SQLModel, table=True):
+    """A milestone delivered and accepted: its invoice and recognition follow."""
+
+    __tablename__ = "milestone_delivery"
+
+    deal_id: str = Field(sa_column=Column(Text, primary_key=True))
+    milestone_id: str = Field(sa_column=Column(Text, primary_key=True))
+    delivered_on: date
+    accepted_on: date
+    accepted_by: str = Field(sa_column=Column(Text, nullable=False))
+    evidence: Any = _json()
+    recorded_at: datetime = _recorded()
+
+
+class TimeAndMaterialsEntry(SQLModel, table=True):
+    """Approved hours or deliverables of a T&M line; invoiced once per period."""
+
+    __tablename__ = "tm_entry"
+    __table_args__ = (
+        Index("ix_tm_entry_unbilled", "deal_id", "period",
+              postgresql_where=text("invoice_number IS NULL")),
+    )  # fmt: skip
+
+    deal_id: str = Field(sa_column=Column(Text, primary_key=True))
+    entry_id: str = Field(sa_column=Column(Text, primary_key=True))
+    line_id: str = Field(sa_column=Column(Text, nullable=False))
+    work_date: date
+    period: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    quantity: Decimal = Field(sa_column=Column(Numeric(20, 4), nullable=False))
+    unit_price: Decimal = _money()
+    amount: Decimal = _money()
+    currency: str = Field(sa_column=Column(Text, nullable=False))
+    approved_by: str = Field(sa_column=Column(Text, nullable=False))
+    invoice_number: str | None = Field(default=None, sa_column=Column(Text))
+    recorded_at: datetime = _recorded()
+
+
+class ContractAmendmentRecord(SQLModel, table=True):
+    """A validated amendment and the recognition-schedule version it produced."""
+
+    __tablename__ = "contract_amendment"
+
+    deal_id: str = Field(sa_column=Column(Text, primary_key=True))
+    amendment_id: str = Field(sa_column=Column(Text, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    effective_date: date
+    treatment: str = Field(sa_column=Column(Text, nullable=False))
+    schedule_version: int = Field(nullable=False)
+    payload: Any = _json()
+    requested_by: str = Field(sa_column=Column(Text, nullable=False))
+    recorded_at: datetime = _recorded()
+
+
+class PricingExceptionRecord(SQLModel, table=True):
+    """A discount or credit, from creation to expiry (or use)."""
+
+    __tablename__ = "pricing_exception"
+    __table_args__ = (
+        CheckConstraint("kind IN ('discount', 'credit')", name="pricing_exception_kind_known"),
+        CheckConstraint("status IN ('active', 'expired', 'used', 'cancelled')",
+                        name="pricing_exception_status_known"),
+    )  # fmt: skip
+
+    deal_id: str = Field(sa_column=Column(Text, primary_key=True))
+    exception_id: str = Field(sa_column=Column(Text, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    line_id: str | None = Field(default=None, sa_column=Column(Text))
+    detail: Any = _json()
+    starts_on: date
+    expires_on: date | None = None
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    closed_on: date | None = None
+    recorded_at: datetime = _recorded()
 
 
 class InvoiceSequence(SQLModel, table=True):
