@@ -26,8 +26,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import workflows
 from activities.cases import CaseActivities
+from activities.contracts import ContractActivities
 from activities.crm import CrmActivities, HubSpotCrm
 from activities.db import create_pool
+from activities.invoice_dispatch import InvoiceDispatchActivities
 from activities.invoicing import InvoicingActivities
 from activities.ledger import LedgerActivities
 from activities.notifications import NotificationActivities, SmtpSettings
@@ -37,13 +39,14 @@ from starter.embedded_temporal import ensure_search_attributes
 from starter.rules_loader import load_rule_book
 from starter.rules_store import store_rule_book
 from starter.settings import Settings, get_settings
+from workflows.contract import ContractWorkflow
 from workflows.deal import DealWorkflow
 from workflows.escalation import EscalationWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 from workflows.override_signoff import OverrideSignoffWorkflow
 
 WORKFLOWS: Sequence[type] = (
-    DealWorkflow, ExceptionCaseWorkflow, EscalationWorkflow, OverrideSignoffWorkflow,
+    DealWorkflow, ContractWorkflow, ExceptionCaseWorkflow, EscalationWorkflow, OverrideSignoffWorkflow,
 )  # fmt: skip
 
 
@@ -96,6 +99,8 @@ def activity_list(
     cases = CaseActivities(pool)
     notifications = NotificationActivities(pool, smtp, chat_webhook_url, http)
     invoicing = InvoicingActivities(pool)
+    invoice_dispatch = InvoiceDispatchActivities(pool, smtp)
+    contracts = ContractActivities(pool)
     ledger = LedgerActivities(pool)
     crm = CrmActivities(HubSpotCrm(http))
     return [
@@ -108,6 +113,16 @@ def activity_list(
         cases.record_override_event,
         notifications.send_notification,
         invoicing.issue_invoice,
+        invoice_dispatch.dispatch_invoice,
+        contracts.start_contract_records,
+        contracts.customer_on_credit_hold,
+        contracts.close_pricing_exception,
+        contracts.record_credit,
+        contracts.record_milestone_delivery,
+        contracts.record_time_approval,
+        contracts.invoice_metered,
+        contracts.record_amendment,
+        contracts.finish_contract,
         ledger.post_recognition,
         crm.read_crm_deal,
     ]

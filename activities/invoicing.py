@@ -58,44 +58,55 @@ class InvoicingActivities:
                 return IssueInvoiceResult(
                     invoice=invoice, entry=entry, issued_now=False, balances=position.balances()
                 )
-            invoice = await self._number(conn, data.draft)
-            await self._store(conn, invoice, data.idempotency_key)
-            position = await ledger_position(conn, invoice.deal_id, invoice.currency)
-            unbilled = position.accounts.get(
-                Account.UNBILLED_RECEIVABLE, Money.zero(invoice.currency)
-            )
-            entry = billing_entry(invoice, unbilled)
-            await insert_journal_entry(conn, entry)
-            await insert_audit_event(conn, AuditEvent(
-                key=f"invoice:{invoice.number}:issued", actor=SYSTEM_ACTOR, action="invoice.issued",
-                subject=f"deal:{invoice.deal_id}",
-                after={"number": invoice.number, "total": str(invoice.total),
-                       "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
-                rules_version=data.rules_version))  # fmt: skip
-            return IssueInvoiceResult(
-                invoice=invoice, entry=entry, issued_now=True, balances=position.after(entry)
-            )
+            return await issue_in_transaction(conn, data.draft, data.idempotency_key,
+                                              data.rules_version)  # fmt: skip
 
-    async def _number(self, conn: DbConnection, draft: InvoiceDraft) -> Invoice:
-        sequence: int = await conn.fetchval(
-            """INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 1)
-               ON CONFLICT (entity_code)
-               DO UPDATE SET last_number = invoice_sequence.last_number + 1
-               RETURNING last_number""",
-            draft.entity.code,
-        )
-        number = invoice_number(draft.entity.invoice_prefix, sequence)
-        return Invoice(**draft.model_dump(), number=number)
 
-    async def _store(self, conn: DbConnection, invoice: Invoice, key: str) -> None:
-        sequence = int(invoice.number.rsplit("-", 1)[1])
-        await conn.execute(
-            """INSERT INTO invoice (number, entity_code, sequence, idempotency_key, deal_id,
-                   customer_id, currency, invoice_date, due_date, po_number, subtotal, tax,
-                   total, document)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-            invoice.number, invoice.entity.code, sequence, key, invoice.deal_id,
-            invoice.customer_id, invoice.currency, invoice.invoice_date, invoice.due_date,
-            invoice.po_number, invoice.subtotal.amount, invoice.tax.amount, invoice.total.amount,
-            jsonable(invoice),
-        )  # fmt: skip
+async def issue_in_transaction(
+    conn: DbConnection, draft: InvoiceDraft, key: str, rules_version: str
+) -> IssueInvoiceResult:
+    """Number, store and post `draft` inside the caller's transaction (which holds the
+    deal's ledger lock and has checked `key` is new)."""
+    invoice = await _number(conn, draft)
+    await _store(conn, invoice, key)
+    position = await ledger_position(conn, invoice.deal_id, invoice.currency)
+    zero = Money.zero(invoice.currency)
+    entry = billing_entry(invoice, position.accounts.get(Account.UNBILLED_RECEIVABLE, zero),
+                          -position.accounts.get(Account.DEFERRED_REVENUE, zero))  # fmt: skip
+    await insert_journal_entry(conn, entry)
+    kind = "credit_note" if invoice.total.amount < 0 else "invoice"
+    await insert_audit_event(conn, AuditEvent(
+        key=f"invoice:{invoice.number}:issued", actor=SYSTEM_ACTOR, action=f"{kind}.issued",
+        subject=f"deal:{invoice.deal_id}",
+        after={"number": invoice.number, "total": str(invoice.total), "reason": invoice.reason,
+               "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
+        rules_version=rules_version))  # fmt: skip
+    return IssueInvoiceResult(
+        invoice=invoice, entry=entry, issued_now=True, balances=position.after(entry)
+    )
+
+
+async def _number(conn: DbConnection, draft: InvoiceDraft) -> Invoice:
+    sequence: int = await conn.fetchval(
+        """INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 1)
+           ON CONFLICT (entity_code)
+           DO UPDATE SET last_number = invoice_sequence.last_number + 1
+           RETURNING last_number""",
+        draft.entity.code,
+    )
+    number = invoice_number(draft.entity.invoice_prefix, sequence)
+    return Invoice(**draft.model_dump(), number=number)
+
+
+async def _store(conn: DbConnection, invoice: Invoice, key: str) -> None:
+    sequence = int(invoice.number.rsplit("-", 1)[1])
+    await conn.execute(
+        """INSERT INTO invoice (number, entity_code, sequence, idempotency_key, deal_id,
+               customer_id, currency, invoice_date, due_date, po_number, subtotal, tax,
+               total, document)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        invoice.number, invoice.entity.code, sequence, key, invoice.deal_id,
+        invoice.customer_id, invoice.currency, invoice.invoice_date, invoice.due_date,
+        invoice.po_number, invoice.subtotal.amount, invoice.tax.amount, invoice.total.amount,
+        jsonable(invoice),
+    )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.db import DbConnection, insert_audit_event, workflow_ids
@@ -122,6 +122,9 @@ class PostRecognitionInput(BaseModel):
     as_of: date
     delivered_milestones: list[str] = []
     rules_version: str
+    occasion: str = Field(
+        default="", description="Set when more than one posting may fall on the same day"
+    )
 
 
 class PostRecognitionResult(BaseModel):
@@ -150,14 +153,16 @@ async def due_by_line(
     conn: DbConnection, deal_id: str, currency: str, as_of: date, delivered: list[str]
 ) -> dict[str, Money]:
     """Revenue the latest stored schedule makes recognisable by `as_of`, per line: entries
-    dated on or before it whose event (milestone accepted) has happened. T&M entries need
+    dated on or before it that need no event, and the entries of accepted milestones
+    (whenever they were expected: one delivered early is earned early). T&M entries need
     approved hours, never the schedule, so they are never due here (as in
     `RecognitionSchedule.entries_recognisable_as_of`)."""
     rows = await conn.fetch(
         """SELECT line_id, sum(amount) AS amount FROM recognition_schedule
-           WHERE deal_id = $1 AND currency = $2 AND recognition_date <= $3
+           WHERE deal_id = $1 AND currency = $2
              AND version = (SELECT max(version) FROM recognition_schedule WHERE deal_id = $1)
-             AND (NOT requires_event OR milestone_id = ANY($4::text[]))
+             AND ((NOT requires_event AND recognition_date <= $3)
+                  OR (kind = 'milestone' AND milestone_id = ANY($4::text[])))
            GROUP BY line_id""",
         deal_id, currency, as_of, delivered,
     )  # fmt: skip
@@ -177,6 +182,8 @@ class LedgerActivities:
         """
         deal_id, currency = data.deal_id, data.currency
         key = f"recognition:{deal_id}:{data.as_of.isoformat()}"
+        if data.occasion:
+            key += f":{data.occasion}"
         async with self._pool.acquire() as conn, conn.transaction():
             await lock_deal(conn, deal_id)
             posted = await fetch_journal_entry(conn, key)

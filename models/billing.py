@@ -27,9 +27,10 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.calendar_math import ONE_DAY, add_months, days_inclusive
-from models.deal import BillingFrequency, DealLine, DealSubmission, ProductType, RecognitionType
-from models.money import Money, allocate, money_sum
+from models.billing_periods import BillingPeriod
+from models.contract_terms import ContractTerms
+from models.deal import DealLine, DealSubmission, ProductType, RecognitionType
+from models.money import Money, money_sum
 
 BILLING_CONVENTION = (
     "Recurring lines are billed in advance per billing period anchored on the start date; "
@@ -84,28 +85,6 @@ class BillingEvent(BaseModel):
         return money_sum((line.amount for line in self.lines), self.lines[0].amount.currency)
 
 
-class BillingPeriod(NamedTuple):
-    """One billing period of a term; `full_days` is its length had the term not ended."""
-
-    number: int
-    start: date
-    end: date
-    days: int
-    full_days: int
-
-
-_PERIOD_MONTHS: dict[BillingFrequency, int] = {
-    BillingFrequency.MONTHLY: 1,
-    BillingFrequency.QUARTERLY: 3,
-    BillingFrequency.ANNUALLY: 12,
-}
-
-
-def period_months(frequency: BillingFrequency) -> int:
-    """Length of a recurring billing period in months (12 for milestone, T&M, usage deals)."""
-    return _PERIOD_MONTHS.get(frequency, 12)
-
-
 def billing_basis(deal: DealSubmission, line: DealLine) -> BillingBasis:
     """How `line` is invoiced: usage products are metered, otherwise by obligation type."""
     if line.product_type is ProductType.USAGE:
@@ -116,30 +95,6 @@ def billing_basis(deal: DealSubmission, line: DealLine) -> BillingBasis:
         RecognitionType.MILESTONE: BillingBasis.MILESTONE,
         RecognitionType.TIME_AND_MATERIALS: BillingBasis.TIME_AND_MATERIALS,
     }[deal.line_recognition(line)]
-
-
-def billing_periods(start: date, end: date, months: int) -> list[BillingPeriod]:
-    """The periods of `months` months covering [start, end]; only the last may be partial."""
-    periods: list[BillingPeriod] = []
-    while (period_start := add_months(start, len(periods) * months)) <= end:
-        full_end = add_months(start, (len(periods) + 1) * months) - ONE_DAY
-        period_end = min(full_end, end)
-        periods.append(
-            BillingPeriod(
-                number=len(periods) + 1,
-                start=period_start,
-                end=period_end,
-                days=days_inclusive(period_start, period_end),
-                full_days=days_inclusive(period_start, full_end),
-            )
-        )
-    return periods
-
-
-def _period_weights(periods: list[BillingPeriod]) -> list[Decimal]:
-    """1 per full period, days / full_days for the partial one, scaled to whole numbers."""
-    scale = periods[-1].full_days
-    return [Decimal(p.days if p.days < p.full_days else scale) for p in periods]
 
 
 class _Billed(NamedTuple):
@@ -176,21 +131,25 @@ def first_invoice(deal: DealSubmission) -> BillingEvent | None:
 
 
 def _recurring(deal: DealSubmission, line: DealLine) -> list[_Billed]:
-    periods = billing_periods(deal.start_date, deal.end_date, period_months(deal.billing_frequency))
-    shares = allocate(line.net_total(deal.currency), _period_weights(periods))
-    kind = line.product_type.value
+    terms = ContractTerms.booked(deal)
+    periods, kind = terms.periods, line.product_type.value
     return [
-        _Billed(
-            p.start, _period_line(line, p, share), f"{kind} period {p.number} of {len(periods)}"
-        )
-        for p, share in zip(periods, shares, strict=True)
-    ]
+        _Billed(p.start, period_line(terms, line, p, terms.line_amount(line.line_id, p)),
+                f"{kind} period {p.number} of {len(periods)}")
+        for p in periods
+    ]  # fmt: skip
 
 
-def _period_line(line: DealLine, period: BillingPeriod, amount: Money) -> InvoiceLine:
+def period_line(
+    terms: ContractTerms, line: DealLine, period: BillingPeriod, amount: Money
+) -> InvoiceLine:
+    """The invoice line of a recurring contract line for one billing period, in advance."""
     description = f"{line.product}, {period.start} to {period.end}"
     if period.days < period.full_days:
         description += f" ({period.days} of {period.full_days} days)"
+    changes = terms.changes_within(line.line_id, period)
+    if changes:
+        description += "; " + "; ".join(f"from {c.effective}: {c.why}" for c in changes)
     return InvoiceLine(
         line_id=line.line_id,
         description=description,

@@ -142,6 +142,11 @@ class DealLine(BaseModel):
     recognition: RecognitionType | None = Field(
         default=None, description="Obligation type; defaults to the deal's recognition type"
     )
+    usage_metric: Identifier | None = Field(
+        default=None,
+        description="Usage lines: the metric of the usage records it rates (net_price per "
+        "unit); without one the line rates every metric no other line names",
+    )
 
     def net_total(self, currency: str) -> Money:
         return Money(amount=self.quantity * self.net_price, currency=currency)
@@ -185,6 +190,11 @@ class DealSubmission(BaseModel):
     closed_won_date: date | None = None
     deposit_received: bool = Field(
         default=False, description="A deposit was taken (the credit policy asks for one)"
+    )
+    usage_invoice_threshold: NonNegative | None = Field(
+        default=None,
+        description="Rated usage not yet invoiced that triggers an invoice before the month "
+        "ends, in `currency`",
     )
 
     def tcv(self) -> Money:

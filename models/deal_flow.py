@@ -89,6 +89,9 @@ class DealState(BaseModel):
     postings: list[JournalEntry] = Field(default_factory=list)
     balances: DealBalances | None = None
     outcome: str | None = None
+    contract_workflow_id: str | None = Field(
+        default=None, description="The contract workflow that bills and earns from here on"
+    )
 
     def owner_role(self) -> Role | None:
         return self.open_cases[0].owner_role if self.open_cases else None

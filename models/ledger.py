@@ -87,9 +87,17 @@ def _nonzero(lines: Sequence[JournalLine]) -> list[JournalLine]:
     return [line for line in lines if line.debit or line.credit]
 
 
-def billing_entry(invoice: Invoice, unbilled_balance: Money) -> JournalEntry:
+def billing_entry(
+    invoice: Invoice, unbilled_balance: Money, deferred_balance: Money | None = None
+) -> JournalEntry:
     """Issuing an invoice: the customer owes the total; the billed amount first clears any
-    unbilled receivable, the rest is deferred until earned; tax is owed to the authority."""
+    unbilled receivable, the rest is deferred until earned; tax is owed to the authority.
+
+    A credit note (a negative total) is the mirror image: the receivable and the tax owed
+    go down, and the amount first comes out of deferred revenue (`deferred_balance`, its
+    credit balance); what was already earned beyond that becomes unbilled receivable."""
+    if invoice.subtotal.amount < 0:
+        return _credit_note_entry(invoice, deferred_balance or Money.zero(invoice.currency))
     cleared = min(unbilled_balance, invoice.subtotal) if unbilled_balance.amount > 0 else None
     cleared = cleared or Money.zero(invoice.currency)
     lines = [
@@ -103,6 +111,25 @@ def billing_entry(invoice: Invoice, unbilled_balance: Money) -> JournalEntry:
         entry_date=invoice.invoice_date,
         deal_id=invoice.deal_id,
         description=f"Invoice {invoice.number} issued ({invoice.reason})",
+        lines=_nonzero(lines),
+    )
+
+
+def _credit_note_entry(invoice: Invoice, deferred_balance: Money) -> JournalEntry:
+    credited = -invoice.subtotal
+    drawn = min(credited, deferred_balance) if deferred_balance.amount > 0 else None
+    drawn = drawn or Money.zero(invoice.currency)
+    lines = [
+        _cr(Account.ACCOUNTS_RECEIVABLE, -invoice.total),
+        _dr(Account.DEFERRED_REVENUE, drawn),
+        _dr(Account.UNBILLED_RECEIVABLE, credited - drawn),
+        _dr(Account.TAX_PAYABLE, -invoice.tax),
+    ]
+    return JournalEntry(
+        key=f"invoice:{invoice.number}",
+        entry_date=invoice.invoice_date,
+        deal_id=invoice.deal_id,
+        description=f"Credit note {invoice.number} issued ({invoice.reason})",
         lines=_nonzero(lines),
     )
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.billing import billing_plan
+from models.contract_terms import booked_consideration
 from models.customer import CustomerStanding, credit_category
 from models.deal import DealSubmission, PaymentTerms, ProductType, RecognitionType
 from models.money import ISO_4217_CODES, Money, money_sum
@@ -106,7 +107,9 @@ def check_exemption_certificate(ctx: GateContext) -> list[Violation]:
 
 def check_lines_total_tcv(ctx: GateContext) -> list[Violation]:
     d = ctx.deal
-    lines, tcv = d.lines_total(), d.tcv()
+    # A discount that expires inside the term bills list price after it: that is in the TCV.
+    lines = money_sum((booked_consideration(d, line) for line in d.lines), d.currency)
+    tcv = d.tcv()
     if lines == tcv:
         return []
     gap = lines - tcv

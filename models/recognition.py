@@ -39,6 +39,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.calendar_math import days_inclusive, month_slices, period_label
+from models.contract_terms import booked_consideration
 from models.deal import DealLine, DealSubmission, RecognitionType
 from models.money import CurrencyCode, Money, allocate, money_sum
 
@@ -94,7 +95,10 @@ class RecognitionSchedule(BaseModel):
 
     deal_id: str = Field(description="CRM opportunity id of the deal")
     currency: CurrencyCode = Field(description="Currency of every amount in the schedule")
-    transaction_price: Money = Field(description="Sum of the lines' net totals")
+    transaction_price: Money = Field(
+        description="Sum of the lines' consideration (net totals; list price after an "
+        "expiring discount's expiry)"
+    )
     obligations: list[Obligation] = Field(description="One per contract line, in line order")
     entries: list[ScheduleEntry] = Field(description="By obligation, then by date")
     convention: str = Field(description="The recognition convention, in one sentence for finance")
@@ -102,15 +106,16 @@ class RecognitionSchedule(BaseModel):
     def entries_recognisable_as_of(
         self, as_of: date, delivered_milestones: frozenset[str] = frozenset()
     ) -> list[ScheduleEntry]:
-        """Entries due by `as_of` whose event (if they need one) has happened.
-
-        `delivered_milestones` holds the ids of milestones delivered and accepted. T&M
-        entries are never returned: T&M revenue comes from approved hours, not the schedule.
+        """Entries due by `as_of` that need no event, and the entries of milestones
+        delivered and accepted (`delivered_milestones`, by id), whenever they were expected:
+        a milestone accepted early is earned early. T&M entries are never returned: T&M
+        revenue comes from approved hours, not the schedule.
         """
         return [
             entry
             for entry in self.entries
-            if entry.recognition_date <= as_of and _event_met(entry, delivered_milestones)
+            if (entry.recognition_date <= as_of or entry.requires_event)
+            and _event_met(entry, delivered_milestones)
         ]
 
     def recognisable_as_of(
@@ -163,21 +168,29 @@ def _is_variable(deal: DealSubmission, line: DealLine) -> bool:
 
 def _allocated_amounts(deal: DealSubmission) -> list[Money]:
     fixed_lines = [line for line in deal.lines if not _is_variable(deal, line)]
-    fixed_parts = iter(_relative_ssp_split(fixed_lines, deal.currency))
+    fixed_parts = iter(_relative_ssp_split(deal, fixed_lines))
     return [
         line.net_total(deal.currency) if _is_variable(deal, line) else next(fixed_parts)
         for line in deal.lines
     ]
 
 
-def _relative_ssp_split(lines: list[DealLine], currency: str) -> list[Money]:
-    """Split the lines' combined net total by their SSP totals (net totals if all SSPs are 0)."""
+def transaction_price(deal: DealSubmission) -> Money:
+    """What the contract brings in: the lines' net totals, with list price after an expiring
+    discount's expiry day (`models.contract_terms`)."""
+    return money_sum((booked_consideration(deal, line) for line in deal.lines), deal.currency)
+
+
+def _relative_ssp_split(deal: DealSubmission, lines: list[DealLine]) -> list[Money]:
+    """Split the lines' combined consideration by their SSP totals (by their consideration
+    if all SSPs are 0)."""
+    currency = deal.currency
     if not lines:
         return []
-    price = money_sum((line.net_total(currency) for line in lines), currency)
+    price = money_sum((booked_consideration(deal, line) for line in lines), currency)
     weights = [line.ssp_total(currency).amount for line in lines]
     if sum(weights) == 0:
-        weights = [line.net_total(currency).amount for line in lines]
+        weights = [booked_consideration(deal, line).amount for line in lines]
     if sum(weights) == 0:
         return [Money.zero(currency) for _ in lines]
     return allocate(price, weights)
@@ -213,7 +226,7 @@ def build_schedule(deal: DealSubmission) -> RecognitionSchedule:
     return RecognitionSchedule(
         deal_id=deal.deal_id,
         currency=deal.currency,
-        transaction_price=deal.lines_total(),
+        transaction_price=transaction_price(deal),
         obligations=obligations,
         entries=entries,
         convention=_convention(deal),

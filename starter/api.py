@@ -116,6 +116,9 @@ def create_app(ctx: ApiContext | None = None, settings: Settings | None = None) 
     app = FastAPI(title="revops", version="0.1.0", lifespan=lifespan,
                   description="Revenue operations on Temporal: deal intake, status and cases.")  # fmt: skip
     _routes(app)
+    from starter.export_routes import export_router  # here: export_routes imports this module
+
+    app.include_router(export_router)
     return app
 
 

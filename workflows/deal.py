@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CrmActivities, ReadCrmDealInput
@@ -31,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.billing import first_invoice
     from models.case import CaseInput, CaseOutcome, ResolutionAction
+    from models.contract_flow import ContractInput
+    from models.contract_invoicing import first_period_billed
+    from models.contract_terms import ContractTerms, has_work_after_first_invoice
     from models.customer import CustomerStanding
     from models.deal import DealSubmission
     from models.deal_flow import DealInput, DealOutcome, DealStage, DealState, OpenCase
@@ -40,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from models.rules import Role
     from workflows import STEP_RETRY, STEP_TIMEOUT
     from workflows import search_attributes as sa
+    from workflows.contract import ContractWorkflow
     from workflows.exception_case import ExceptionCaseWorkflow
 
 
@@ -82,6 +87,8 @@ class DealWorkflow:
         deal = booked
         await self._issue_first_invoice(deal)
         await self._recognise(deal)
+        if workflow.patched("contract-workflow") and has_work_after_first_invoice(deal):
+            await self._start_contract(deal)
         return await self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
 
     @workflow.query
@@ -326,6 +333,23 @@ class DealWorkflow:
         self._state.balances = result.balances
         if result.entry is not None:
             self._state.postings.append(result.entry)
+
+    async def _start_contract(self, deal: DealSubmission) -> None:
+        """The contract workflow takes over billing and revenue from here, and outlives
+        this one (ABANDON: the deal's work is done, the contract's is not)."""
+        terms = ContractTerms.booked(deal)
+        billed = first_period_billed(terms, first_invoice(deal)) if self._state.invoice else {}
+        contract_id = f"contract-{deal.deal_id}"
+        await workflow.start_child_workflow(
+            ContractWorkflow.run,
+            ContractInput(contract_id=deal.deal_id, customer_id=deal.customer.customer_id,
+                          terms=terms, rules=self._rules, started_by=workflow.info().workflow_id,
+                          billed=billed, next_period=2 if billed else 1),
+            id=contract_id, parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"contract {deal.deal_id}: {deal.start_date} to {deal.end_date}",
+        )  # fmt: skip
+        self._state.contract_workflow_id = contract_id
 
     # --- bookkeeping -----------------------------------------------------------------------
 

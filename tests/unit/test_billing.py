@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from models.billing import (
     BillingBasis,
     billing_basis,
-    billing_periods,
     billing_plan,
     first_invoice,
     milestone_invoice_lines,
 )
+from models.billing_periods import billing_periods
 from models.calendar_math import days_inclusive
 from models.deal import BillingFrequency, DealSubmission, ProductType, RecognitionType
 from models.money import Money, money_sum

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.deal import DealSubmission, ProductType, RecognitionType
+from models.deal import BillingFrequency, DealSubmission, ProductType, RecognitionType
 from models.money import Money, money_sum
 from models.recognition import (
     RecognitionSchedule,
@@ -352,7 +352,8 @@ def test_nothing_needing_an_event_is_recognisable_without_it(
     assert not any(e.requires_event for e in schedule.entries_recognisable_as_of(as_of))
     with_all = schedule.entries_recognisable_as_of(as_of, all_milestone_ids(deal))
     assert all(e.kind is not ScheduleKind.TM for e in with_all)
-    assert all(e.recognition_date <= as_of for e in with_all)
+    # Only an accepted milestone is earned before its expected date: when it is accepted.
+    assert all(e.recognition_date <= as_of or e.kind is ScheduleKind.MILESTONE for e in with_all)
 
 
 @given(deals())
@@ -360,7 +361,24 @@ def test_nothing_is_recognisable_before_the_term_starts(deal: DealSubmission) ->
     schedule = build_schedule(deal)
     day_before = deal.start_date - timedelta(days=1)
 
-    assert schedule.recognisable_as_of(day_before, all_milestone_ids(deal)).is_zero()
+    assert schedule.recognisable_as_of(day_before).is_zero()
+
+
+def test_a_milestone_accepted_early_is_earned_when_accepted() -> None:
+    """Services 30,000 on two milestones due 2027-03-31 and 2027-06-30; the first is
+    accepted on 2027-02-15, six weeks early: its 10,000 is recognisable that day, the
+    second's 20,000 is not (not accepted), however late it gets."""
+    deal = make_deal(
+        [make_line("L1", ProductType.SERVICES, "30000", product="Implementation")],
+        recognition=MILESTONE, frequency=BillingFrequency.MILESTONE,
+        start=date(2027, 1, 1), end=date(2027, 12, 31),
+        milestones=[make_milestone("M1", "L1", date(2027, 3, 31), "10000"),
+                    make_milestone("M2", "L1", date(2027, 6, 30), "20000")],
+    )  # fmt: skip
+    schedule = build_schedule(deal)
+
+    assert schedule.recognisable_as_of(date(2027, 2, 15), frozenset({"M1"})) == usd("10000")
+    assert schedule.recognisable_as_of(date(2027, 9, 30), frozenset({"M1"})) == usd("10000")
 
 
 @given(deals(), st.integers(-40, 1200), st.integers(0, 400), st.data())

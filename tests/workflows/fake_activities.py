@@ -30,17 +30,19 @@ from models.deal import DealSubmission
 from models.deal_flow import DealBalances
 from models.invoice import Invoice, invoice_number
 from models.ledger import JournalEntry, account_balances, billing_entry, recognition_entry
-from models.recognition import build_schedule
+from models.money import Money
 from models.routing import CaseRouting, OperatingRules
 from starter.rules_loader import load_rule_book
 from starter.settings import PROJECT_ROOT
+from tests.workflows.fake_contract_activities import FakeContractSystems
 
 # The shipped operating rules (directory, calendars, escalation chains), loaded once.
 OPERATING: OperatingRules = load_rule_book(PROJECT_ROOT / "rules").operating
 
 
-class FakeSystems:
+class FakeSystems(FakeContractSystems):
     def __init__(self) -> None:
+        self._init_contracts()
         self.standings: dict[str, CustomerStanding] = {}
         self.crm_deals: dict[str, DealSubmission] = {}
         self.gate_runs: list[RecordGatesInput] = []
@@ -63,6 +65,9 @@ class FakeSystems:
     def balances(self, deal_id: str, currency: str) -> DealBalances:
         mine = [e for e in self.entries.values() if e.deal_id == deal_id]
         return DealBalances.from_accounts(account_balances(mine, currency), currency)
+
+    def balances_of(self, deal_id: str, currency: str) -> DealBalances:
+        return self.balances(deal_id, currency)
 
     @activity.defn(name="load_customer_standing")
     async def load_customer_standing(self, data: LoadStandingInput) -> CustomerStanding:
@@ -133,9 +138,8 @@ class FakeSystems:
             )
             existing = Invoice(**data.draft.model_dump(), number=number)
             self.invoices[data.idempotency_key] = existing
-            entry = billing_entry(
-                existing, self.balances(existing.deal_id, existing.currency).unbilled_receivable
-            )
+            b = self.balances(existing.deal_id, existing.currency)
+            entry = billing_entry(existing, b.unbilled_receivable, b.deferred_revenue)
             self.entries[entry.key] = entry
         return IssueInvoiceResult(
             invoice=existing, entry=self.entries[f"invoice:{existing.number}"], issued_now=True,
@@ -145,18 +149,37 @@ class FakeSystems:
     @activity.defn(name="post_recognition")
     async def post_recognition(self, data: PostRecognitionInput) -> PostRecognitionResult:
         self._seen()
-        s = build_schedule(self.contracts[data.deal_id].deal)  # as book_contract stores it
-        by_line: dict[str, Any] = {}
-        for e in s.entries_recognisable_as_of(data.as_of, frozenset(data.delivered_milestones)):
-            by_line[e.line_id] = by_line[e.line_id] + e.amount if e.line_id in by_line else e.amount
-        entry = recognition_entry(
-            key=f"recognition:{s.deal_id}:{data.as_of}", deal_id=s.deal_id, entry_date=data.as_of,
-            description="recognised", revenue_by_line=by_line,
-            deferred_balance=self.balances(s.deal_id, s.currency).deferred_revenue,
+        deal = self.contracts[data.deal_id].deal
+        delivered = frozenset(data.delivered_milestones)
+        due: dict[str, Any] = {}
+        for e in self.schedule_of(deal):  # the latest version, as due_by_line reads it
+            if (not e.requires_event and e.recognition_date <= data.as_of) or (
+                e.milestone_id in delivered
+            ):
+                due[e.line_id] = due[e.line_id] + e.amount if e.line_id in due else e.amount
+        done = self.revenue_by_line(deal.deal_id, deal.currency)
+        by_line = {k: v - done[k] if k in done else v for k, v in due.items()}
+        key = f"recognition:{deal.deal_id}:{data.as_of}"
+        key += f":{data.occasion}" if data.occasion else ""
+        entry = self.entries.get(key) or recognition_entry(
+            key=key, deal_id=deal.deal_id, entry_date=data.as_of,
+            description="recognised", revenue_by_line={k: v for k, v in by_line.items() if v.amount > 0},
+            deferred_balance=self.balances(deal.deal_id, deal.currency).deferred_revenue,
         )  # fmt: skip
         if entry is not None:
             self.entries[entry.key] = entry
-        return PostRecognitionResult(entry=entry, balances=self.balances(s.deal_id, s.currency))
+        return PostRecognitionResult(entry=entry,
+                                     balances=self.balances(deal.deal_id, deal.currency))  # fmt: skip
+
+    def revenue_by_line(self, deal_id: str, currency: str) -> dict[str, Any]:
+        """Revenue recognised so far per contract line."""
+        out: dict[str, Any] = {}
+        for entry in (e for e in self.entries.values() if e.deal_id == deal_id):
+            for line in entry.lines:
+                if line.account.value == "4000 Revenue" and line.line_id:
+                    delta = Money(amount=line.credit - line.debit, currency=currency)
+                    out[line.line_id] = out[line.line_id] + delta if line.line_id in out else delta
+        return out
 
     @activity.defn(name="read_crm_deal")
     async def read_crm_deal(self, data: ReadCrmDealInput) -> ReadCrmDealResult:
@@ -175,4 +198,5 @@ class FakeSystems:
             self.open_case, self.record_case_event, self.record_override_event,
             self.send_notification,
             self.record_outcome, self.issue_invoice, self.post_recognition, self.read_crm_deal,
+            *self.contract_activities(),
         ]  # fmt: skip

@@ -1,0 +1,71 @@
+"""The e-mail that carries an issued invoice: headers, a plain-text summary, the invoice's HTML
+as its alternative and the PDF attached. Pure: the same invoice, Message-ID and date give the
+same headers and parts (only the MIME boundaries differ), so a retried dispatch sends the same
+message (`activities/invoice_dispatch.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from activities.notifications import SmtpSettings
+from models.invoice import Invoice
+from models.invoice_document import InvoiceView, invoice_view, render_invoice_html
+
+
+def dispatch_key(number: str) -> str:
+    return f"invoice:{number}:dispatch"
+
+
+def invoice_message_id(number: str, domain: str) -> str:
+    """`<LLUS-000042.<16 hex>.invoice@domain>`: the same for every attempt of one invoice."""
+    digest = hashlib.sha256(dispatch_key(number).encode()).hexdigest()[:16]
+    return f"<{number}.{digest}.invoice@{domain}>"
+
+
+def invoice_subject(view: InvoiceView) -> str:
+    """'Invoice LLUS-000042 from Ledgerline Inc.: 143,715.00 USD due 2026-01-31'."""
+    return " ".join(
+        f"Invoice {view.number} from {view.issuer_name}: {view.total} due {view.due_date}".split()
+    )
+
+
+def invoice_text(view: InvoiceView, attachment: str) -> str:
+    """The plain-text part: what AP files the invoice by, and how to pay it."""
+    rows = [*view.meta, ("Service period", view.service_period), ("Total due", view.total)]
+    table = "\n".join(f"  {label:<16}{value}" for label, value in rows)
+    return (
+        f"Dear {view.attention},\n\n"
+        f"Please find attached invoice {view.number} to {view.bill_to_name}, "
+        f"issued by {view.issuer_name}:\n\n{table}\n\n"
+        f"Payment: {view.remit_to}\n{view.payment_reference}\n\n"
+        f"The invoice is the attached PDF, {attachment}.\n\n"
+        f"{view.issuer_name}\n" + "\n".join(view.issuer_address) + "\n"
+    )
+
+
+def build_invoice_message(
+    smtp: SmtpSettings, invoice: Invoice, pdf: bytes, message_id: str, date: datetime
+) -> EmailMessage:
+    """multipart/mixed: (text/plain | text/html) and the PDF."""
+    view, contact = invoice_view(invoice), invoice.bill_to_contact
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=view.issuer_name, addr_spec=smtp.envelope_from)
+    msg["To"] = Address(display_name=" ".join(contact.name.split()), addr_spec=contact.email)
+    msg["Subject"] = invoice_subject(view)
+    msg["Date"] = format_datetime(date.astimezone(UTC))
+    msg["Message-ID"] = message_id
+    msg["X-Revops-Ref"] = f"invoice:{invoice.number}"
+    # No `Auto-Submitted`: AP mailboxes and ticket systems may drop auto-generated mail.
+    msg.set_content(
+        invoice_text(view, f"{invoice.number}.pdf"), charset="utf-8", cte="quoted-printable"
+    )
+    msg.add_alternative(
+        render_invoice_html(invoice), subtype="html", charset="utf-8", cte="quoted-printable"
+    )
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
+    return msg

@@ -1,0 +1,195 @@
+"""Contract amendments (SPEC §4, §5): what may change after booking, and how it is checked.
+
+An amendment arrives as a validated update on the contract workflow. It changes billing from
+its effective date: periods not yet invoiced bill the new terms, and the part of an already
+invoiced period from the effective date on is settled on the next invoice (a cancellation
+settles it at once, as a credit note). Its revenue treatment follows ASC 606-10-25-12/13:
+
+- seat changes, module upsells, price uplifts and cancellations change distinct services
+  still to come (a subscription is a series of distinct days): **prospective**;
+- a scope change of a milestone project changes one obligation that is partly satisfied:
+  **cumulative catch-up** (the recognised revenue is trued up in the open period).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.contract_terms import ContractTerms, TermsVersion, is_recurring
+from models.deal import DealLine, DealSubmission, Identifier, Milestone, RecognitionType
+
+
+class AmendmentKind(StrEnum):
+    SEAT_CHANGE = "seat_change"
+    MODULE_UPSELL = "module_upsell"
+    PRICE_UPLIFT = "price_uplift"
+    SCOPE_CHANGE = "scope_change"
+    CANCELLATION = "cancellation"
+
+
+class Treatment(StrEnum):
+    PROSPECTIVE = "prospective"
+    CUMULATIVE_CATCH_UP = "cumulative_catch_up"
+
+
+class Amendment(BaseModel):
+    """A change to a booked contract. Which fields are needed depends on `kind`:
+    seat_change: line_id, new_quantity; price_uplift: line_id, uplift_percent;
+    module_upsell: new_line; scope_change: line_id, milestones; cancellation: none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amendment_id: Identifier
+    kind: AmendmentKind
+    effective_date: date = Field(description="First day the new terms apply")
+    requested_by: Annotated[str, Field(min_length=1)] = Field(description="Person id")
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    line_id: Identifier | None = None
+    new_quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
+    uplift_percent: Annotated[Decimal, Field(gt=-100, le=1000, allow_inf_nan=False)] | None = None
+    new_line: DealLine | None = None
+    milestones: list[Milestone] | None = Field(
+        default=None, description="scope_change: every milestone of the line after the change"
+    )
+
+    @property
+    def treatment(self) -> Treatment:
+        if self.kind is AmendmentKind.SCOPE_CHANGE:
+            return Treatment.CUMULATIVE_CATCH_UP
+        return Treatment.PROSPECTIVE
+
+
+def amendment_problems(
+    terms: ContractTerms, amendment: Amendment, today: date, delivered: frozenset[str]
+) -> list[str]:
+    """Why `amendment` cannot be taken, as 'field: rule' lines (empty when it can)."""
+    a, deal = amendment, terms.current
+    problems: list[str] = []
+    current = terms.period_at(today)
+    earliest = current.start if current else terms.start
+    if not earliest <= a.effective_date <= terms.end:
+        problems.append(
+            f"effective_date: {a.effective_date} must fall between {earliest} (the start of "
+            f"the current billing period) and {terms.end} (the last day of service)"
+        )
+    line = next((ln for ln in deal.lines if ln.line_id == a.line_id), None)
+    needs_line = a.kind in (AmendmentKind.SEAT_CHANGE, AmendmentKind.PRICE_UPLIFT,
+                            AmendmentKind.SCOPE_CHANGE)  # fmt: skip
+    if needs_line and line is None:
+        known = ", ".join(ln.line_id for ln in deal.lines)
+        problems.append(f"line_id: {a.line_id!r} is not a line of this contract ({known})")
+    if a.kind is AmendmentKind.SEAT_CHANGE:
+        problems += _seat_change_problems(deal, a, line)
+    elif a.kind is AmendmentKind.PRICE_UPLIFT:
+        if a.uplift_percent is None or a.uplift_percent == 0:
+            problems.append("uplift_percent: a price uplift needs a non-zero percent")
+        if line is not None and not is_recurring(deal, line):
+            problems.append(f"line_id: {line.line_id} is not a recurring line; uplift applies to "
+                            "subscriptions and support")  # fmt: skip
+    elif a.kind is AmendmentKind.MODULE_UPSELL:
+        problems += _upsell_problems(deal, a)
+    elif a.kind is AmendmentKind.SCOPE_CHANGE:
+        problems += _scope_problems(deal, a, line, delivered)
+    return problems
+
+
+def _seat_change_problems(deal: DealSubmission, a: Amendment, line: DealLine | None) -> list[str]:
+    if a.new_quantity is None:
+        return ["new_quantity: a seat change needs the new quantity"]
+    if line is None:
+        return []
+    if not is_recurring(deal, line):
+        return [f"line_id: {line.line_id} is not a recurring line; seats change on subscriptions"]
+    if a.new_quantity == line.quantity:
+        return [f"new_quantity: {a.new_quantity} is the quantity already on {line.line_id}"]
+    return []
+
+
+def _upsell_problems(deal: DealSubmission, a: Amendment) -> list[str]:
+    if a.new_line is None:
+        return ["new_line: a module upsell needs the new contract line"]
+    problems: list[str] = []
+    if any(ln.line_id == a.new_line.line_id for ln in deal.lines):
+        problems.append(f"new_line.line_id: {a.new_line.line_id} is already a line of this "
+                        "contract; use seat_change or price_uplift")  # fmt: skip
+    if not is_recurring(deal, a.new_line):
+        problems.append("new_line.recognition: an upsold module is a ratable subscription line")
+    return problems
+
+
+def _scope_problems(
+    deal: DealSubmission, a: Amendment, line: DealLine | None, delivered: frozenset[str]
+) -> list[str]:
+    if not a.milestones:
+        return ["milestones: a scope change lists the line's milestones after the change"]
+    if line is None:
+        return []
+    if deal.line_recognition(line) is not RecognitionType.MILESTONE:
+        return [f"line_id: {line.line_id} is not recognised on milestones"]
+    problems = [f"milestones[{i}].line_id: {m.line_id} must be {line.line_id}"
+                for i, m in enumerate(a.milestones) if m.line_id != line.line_id]  # fmt: skip
+    before = {m.milestone_id: m for m in deal.milestones if m.line_id == line.line_id}
+    after = {m.milestone_id: m for m in a.milestones}
+    for milestone_id in sorted(delivered & before.keys()):
+        if after.get(milestone_id) != before[milestone_id]:
+            problems.append(f"milestones: {milestone_id} was delivered and accepted; it stays "
+                            "as it was (a delivered milestone is not re-scoped)")  # fmt: skip
+    return problems
+
+
+def apply_amendment(terms: ContractTerms, a: Amendment) -> ContractTerms:
+    """The terms once `a` is in force (check `amendment_problems` first)."""
+    if a.kind is AmendmentKind.CANCELLATION:
+        return terms.model_copy(update={"cancelled_on": a.effective_date})
+    deal = terms.current
+    lines = [_changed_line(line, a) for line in deal.lines]
+    milestones = deal.milestones
+    if a.kind is AmendmentKind.MODULE_UPSELL and a.new_line is not None:
+        lines.append(a.new_line)
+    if a.kind is AmendmentKind.SCOPE_CHANGE and a.milestones is not None:
+        milestones = [m for m in deal.milestones if m.line_id != a.line_id] + a.milestones
+    amended = deal.model_copy(update={"lines": lines, "milestones": milestones})
+    amended = amended.model_copy(update={"total_contract_value": _new_tcv(terms, amended, a)})
+    version = TermsVersion(effective_from=a.effective_date, deal=amended,
+                           amendment_id=a.amendment_id)  # fmt: skip
+    return terms.model_copy(update={"versions": [*terms.versions, version]})
+
+
+def _changed_line(line: DealLine, a: Amendment) -> DealLine:
+    if line.line_id != a.line_id:
+        return line
+    if a.kind is AmendmentKind.SEAT_CHANGE and a.new_quantity is not None:
+        return line.model_copy(update={"quantity": a.new_quantity})
+    if a.kind is AmendmentKind.PRICE_UPLIFT and a.uplift_percent is not None:
+        factor = 1 + a.uplift_percent / 100
+        return line.model_copy(update={"net_price": line.net_price * factor,
+                                       "list_price": max(line.list_price,
+                                                         line.net_price * factor)})  # fmt: skip
+    if a.kind is AmendmentKind.SCOPE_CHANGE and a.milestones is not None:
+        total = sum((m.amount for m in a.milestones), Decimal(0))
+        return line.model_copy(update={
+            "quantity": Decimal(1), "net_price": total,
+            "list_price": max(total, line.list_price * line.quantity),
+            "standalone_selling_price": line.standalone_selling_price * line.quantity,
+        })  # fmt: skip
+    return line
+
+
+def _new_tcv(terms: ContractTerms, amended: DealSubmission, a: Amendment) -> Decimal:
+    """The TCV after the change: what the changed line brings in now minus before."""
+    before = terms.current.total_contract_value
+    probe = terms.model_copy(update={"versions": [*terms.versions, TermsVersion(
+        effective_from=a.effective_date, deal=amended, amendment_id=a.amendment_id)]})  # fmt: skip
+    delta = Decimal(0)
+    for line_id in probe.recurring_line_ids():
+        delta += (probe.line_consideration(line_id) - terms.line_consideration(line_id)).amount
+    if a.kind is AmendmentKind.SCOPE_CHANGE:
+        old = next(ln for ln in terms.current.lines if ln.line_id == a.line_id)
+        new = next(ln for ln in amended.lines if ln.line_id == a.line_id)
+        delta += new.quantity * new.net_price - old.quantity * old.net_price
+    return before + delta
