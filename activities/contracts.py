@@ -251,7 +251,9 @@ class ContractActivities:
                 return None
             placeholder = f"pending:{data.idempotency_key}"
             usage = await self._take_usage(conn, data, placeholder)
-            tm = [] if data.threshold is not None else await self._take_time(conn, data, placeholder)
+            tm = (
+                [] if data.threshold is not None else await self._take_time(conn, data, placeholder)
+            )
             if not usage and not tm:
                 return None
             result = await self._issue(conn, data, [*usage, *tm])
@@ -415,4 +417,3 @@ async def _store_schedule_version(
         [e.amount.amount for e in es], [e.amount.currency for e in es],
         [str(e.kind) for e in es], [e.milestone_id for e in es], [e.requires_event for e in es],
     )  # fmt: skip
-

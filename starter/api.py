@@ -27,6 +27,7 @@ from models.validation import describe_validation_error
 from starter.api_keys import ApiPrincipal, authenticate
 from starter.case_actions import CaseRefused
 from starter.case_actions import resolve_case as resolve_case_update
+from starter.contract_actions import tell_contracts_usage_arrived
 from starter.hubspot_signature import (
     WebhookAuthError,
     hubspot_request_uri,
@@ -116,9 +117,12 @@ def create_app(ctx: ApiContext | None = None, settings: Settings | None = None) 
     app = FastAPI(title="revops", version="0.1.0", lifespan=lifespan,
                   description="Revenue operations on Temporal: deal intake, status and cases.")  # fmt: skip
     _routes(app)
-    from starter.export_routes import export_router  # here: export_routes imports this module
+    # Imported here: these route modules import this one.
+    from starter.contract_routes import contract_router
+    from starter.export_routes import export_router
 
     app.include_router(export_router)
+    app.include_router(contract_router)
     return app
 
 
@@ -220,6 +224,7 @@ def _routes(app: FastAPI) -> None:
                                     status_code=422)  # fmt: skip
             result = await store_usage(ctx.pool, records, source=f"api:{who.name}")
             await ctx.intake.mark(inbox_id, "stored")
+            await tell_contracts_usage_arrived(ctx.client, (r.contract_id for r in records))
         except (OSError, asyncpg.PostgresError) as exc:
             raise HTTPException(503, "database unavailable: nothing was stored; retry") from exc
         return JSONResponse(result.as_json(), status_code=202)

@@ -220,6 +220,7 @@ def apikey_create(
 def _register_subcommands() -> None:
     from starter.audit_commands import audit_app
     from starter.case_commands import case_app, cases_command
+    from starter.contract_commands import contract_app
     from starter.export_commands import export_app
     from starter.rules_commands import rules_app
     from starter.usage_commands import usage_app
@@ -229,6 +230,7 @@ def _register_subcommands() -> None:
     app.add_typer(rules_app, name="rules")
     app.add_typer(usage_app, name="usage")
     app.add_typer(export_app, name="export")
+    app.add_typer(contract_app, name="contract")
     app.command("cases")(cases_command)
 
 

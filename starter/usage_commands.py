@@ -40,6 +40,7 @@ def usage_ingest(
     """Store the file's usage records (all of them, or none when any is invalid)."""
     from models.usage import UsageRecord, parse_usage_records
     from starter.cli import _connected, _run
+    from starter.contract_actions import tell_contracts_usage_arrived
     from starter.usage_intake import store_usage
 
     try:
@@ -58,10 +59,11 @@ def usage_ingest(
 
     async def run() -> int:
         totals = {"stored": 0, "duplicates": 0, "conflicts": 0}
-        async with _connected(get_settings()) as (pool, _client, _rules):
+        async with _connected(get_settings()) as (pool, client, _rules):
             for start in range(0, len(records), BATCH):
                 batch: list[UsageRecord] = records[start : start + BATCH]
                 result = await store_usage(pool, batch, source=f"file:{file.name}")
+                await tell_contracts_usage_arrived(client, (r.contract_id for r in batch))
                 totals["stored"] += result.stored
                 totals["duplicates"] += result.duplicates
                 totals["conflicts"] += len(result.conflicts)
