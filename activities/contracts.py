@@ -13,6 +13,7 @@ from decimal import Decimal
 import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.invoicing import IssueInvoiceResult, issue_in_transaction
@@ -32,7 +33,7 @@ from models.contract_terms import ContractTerms
 from models.deal import DealSubmission
 from models.invoice import Invoice, draft_invoice
 from models.ledger import Account, recognition_entry
-from models.modification import modified_schedule
+from models.modification import CreditTooLarge, credited_schedule, modified_schedule
 from models.money import Money, minor_units
 from models.recognition import ScheduleEntry, ScheduleKind
 from models.rules import RuleSet
@@ -94,6 +95,7 @@ class CreditInput(BaseModel):
     credit: Credit
     currency: str
     granted_on: date
+    schedule_version: int
     rules_version: str
 
 
@@ -150,8 +152,19 @@ class ContractActivities:
 
     @activity.defn
     async def record_credit(self, data: CreditInput) -> None:
+        """The credit as a pricing exception, and the schedule version it produces (less
+        revenue to come); refused, non-retryably, when it exceeds the revenue to come."""
         c = data.credit
         async with self._pool.acquire() as conn, conn.transaction():
+            await lock_deal(conn, data.contract_id)
+            current = await _latest_schedule(conn, data.contract_id)
+            try:
+                entries = credited_schedule(current, Money(amount=c.amount, currency=data.currency),
+                                            data.granted_on)  # fmt: skip
+            except CreditTooLarge as exc:
+                raise ApplicationError(str(exc), type="InvalidContractChange",
+                                       non_retryable=True) from exc  # fmt: skip
+            await _store_schedule_version(conn, data.contract_id, data.schedule_version, entries)
             await conn.execute(
                 """INSERT INTO pricing_exception (deal_id, exception_id, kind, line_id, detail,
                        starts_on, expires_on, status)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.db import DbConnection, insert_audit_event, jsonable
@@ -28,7 +28,9 @@ class IssueInvoiceInput(BaseModel):
 
 class IssueInvoiceResult(BaseModel):
     invoice: Invoice
-    entry: JournalEntry
+    entry: JournalEntry | None = Field(
+        description="None for an invoice of zero (a period a credit covers in full)"
+    )
     issued_now: bool
     balances: DealBalances
 
@@ -53,7 +55,6 @@ class InvoicingActivities:
             if existing is not None:
                 invoice = Invoice.model_validate(existing)
                 entry = await fetch_journal_entry(conn, f"invoice:{invoice.number}")
-                assert entry is not None, "an invoice is stored with its posting"
                 position = await ledger_position(conn, invoice.deal_id, invoice.currency)
                 return IssueInvoiceResult(
                     invoice=invoice, entry=entry, issued_now=False, balances=position.balances()
@@ -71,9 +72,11 @@ async def issue_in_transaction(
     await _store(conn, invoice, key)
     position = await ledger_position(conn, invoice.deal_id, invoice.currency)
     zero = Money.zero(invoice.currency)
-    entry = billing_entry(invoice, position.accounts.get(Account.UNBILLED_RECEIVABLE, zero),
-                          -position.accounts.get(Account.DEFERRED_REVENUE, zero))  # fmt: skip
-    await insert_journal_entry(conn, entry)
+    entry = None
+    if not (invoice.subtotal.is_zero() and invoice.tax.is_zero()):
+        entry = billing_entry(invoice, position.accounts.get(Account.UNBILLED_RECEIVABLE, zero),
+                              -position.accounts.get(Account.DEFERRED_REVENUE, zero))  # fmt: skip
+        await insert_journal_entry(conn, entry)
     kind = "credit_note" if invoice.total.amount < 0 else "invoice"
     await insert_audit_event(conn, AuditEvent(
         key=f"invoice:{invoice.number}:issued", actor=SYSTEM_ACTOR, action=f"{kind}.issued",
@@ -81,9 +84,8 @@ async def issue_in_transaction(
         after={"number": invoice.number, "total": str(invoice.total), "reason": invoice.reason,
                "po_number": invoice.po_number, "due_date": invoice.due_date.isoformat()},
         rules_version=rules_version))  # fmt: skip
-    return IssueInvoiceResult(
-        invoice=invoice, entry=entry, issued_now=True, balances=position.after(entry)
-    )
+    balances = position.after(entry) if entry else position.balances()
+    return IssueInvoiceResult(invoice=invoice, entry=entry, issued_now=True, balances=balances)
 
 
 async def _number(conn: DbConnection, draft: InvoiceDraft) -> Invoice:

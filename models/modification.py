@@ -138,3 +138,27 @@ def _milestones_catch_up(line_id: str, total: Money, after: ContractTerms) -> li
                           kind=ScheduleKind.MILESTONE, milestone_id=m.milestone_id,
                           requires_event=True)
             for m, part in zip(milestones, parts, strict=True)]  # fmt: skip
+
+
+class CreditTooLarge(ValueError):
+    """A credit larger than the revenue its contract still has to recognise."""
+
+
+def credited_schedule(
+    entries: list[ScheduleEntry], credit: Money, granted_on: date
+) -> list[ScheduleEntry]:
+    """The schedule once a credit (a price concession: less consideration, ASC 606-10-32-11)
+    is granted: the revenue not yet earned on `granted_on` is reduced by the credit, in
+    proportion to each entry, prospectively. Earned entries and event-driven ones stay."""
+    open_entries = [i for i, e in enumerate(entries)
+                    if not e.requires_event and e.recognition_date >= granted_on]  # fmt: skip
+    remaining = money_sum((entries[i].amount for i in open_entries), credit.currency)
+    if credit > remaining:
+        raise CreditTooLarge(
+            f"amount: {credit} is more than the revenue still to be recognised ({remaining})"
+        )
+    cuts = allocate(credit, [entries[i].amount.amount for i in open_entries])
+    result = list(entries)
+    for i, cut in zip(open_entries, cuts, strict=True):
+        result[i] = entries[i].model_copy(update={"amount": entries[i].amount - cut})
+    return result

@@ -203,10 +203,13 @@ class ContractWorkflow:
     @workflow.update
     async def grant_credit(self, credit: Credit) -> None:
         async with self._lock:
+            version = self._s.schedule_version + 1
             await self._activity(ContractActivities.record_credit, CreditInput(
                 contract_id=self._s.contract_id, credit=credit, currency=self._s.terms.currency,
-                granted_on=self._today(), rules_version=self._s.rules.version),
-                f"record credit {credit.credit_id}")  # fmt: skip
+                granted_on=self._today(), schedule_version=version,
+                rules_version=self._s.rules.version),
+                f"record credit {credit.credit_id} and schedule v{version}")  # fmt: skip
+            self._s.schedule_version = version
             amount = Money(amount=credit.amount, currency=self._s.terms.currency)
             self._s.credits.append(CreditBalance(credit=credit, remaining=amount))
             self._event("credit.granted", f"{credit.credit_id}: {amount} for periods "
@@ -260,13 +263,15 @@ class ContractWorkflow:
         start = self._next_period_start()
         if start is None or start > today:
             return
-        if self._on_hold or await self._activity(ContractActivities.customer_on_credit_hold,
-                                                 self._s.customer_id, "check credit hold"):  # fmt: skip
+        held = await self._activity(ContractActivities.customer_on_credit_hold,
+                                    self._s.customer_id, "check credit hold")  # fmt: skip
+        if held:
             if not self._on_hold:
                 self._event("invoice.held", f"period {self._s.next_period}: the customer is on "
                             "credit hold (new service is not invoiced)")  # fmt: skip
             self._on_hold = True
             return
+        self._on_hold = False
         period_no = self._s.next_period
         event, billed, credits = recurring_invoice(self._s.terms, period_no, self._s.billed,
                                                    self._s.credits)  # fmt: skip

@@ -319,7 +319,8 @@ class DealWorkflow:
         )  # fmt: skip
         self._state.invoice = result.invoice
         self._state.balances = result.balances
-        self._state.postings.append(result.entry)
+        if result.entry is not None:
+            self._state.postings.append(result.entry)
 
     async def _recognise(self, deal: DealSubmission) -> None:
         self._set_stage(DealStage.RECOGNISING)

@@ -72,11 +72,13 @@ async def test_a_milestone_accepted_through_the_api_is_invoiced_mailed_and_earne
     pool = services.pool
     row = await pool.fetchrow("SELECT subtotal, idempotency_key, po_number FROM invoice "
                               "WHERE number = $1", number)  # fmt: skip
+    assert row is not None
     assert row["subtotal"] == Decimal("21600.0000")
     assert row["idempotency_key"] == f"contract:{deal_id}:milestone:90418-M1"
     assert row["po_number"] == "AMA/PO/558812"
     accepted = await pool.fetchrow("SELECT accepted_by, evidence FROM milestone_delivery "
                                    "WHERE deal_id = $1", deal_id)  # fmt: skip
+    assert accepted is not None
     assert accepted["evidence"] == {"evidence": "ACC-2026-118", "recorded_by": "jonas.becker"}
     revenue = await pool.fetchval(
         """SELECT sum(l.credit - l.debit) FROM journal_line l JOIN journal_entry e
@@ -125,6 +127,7 @@ async def test_usage_past_its_threshold_is_invoiced_early_and_recognised(
         f"contract:{deal_id}:usage-early:1"))  # fmt: skip
     invoice = await pool.fetchrow("SELECT subtotal, document FROM invoice WHERE number = $1",
                                   number)  # fmt: skip
+    assert invoice is not None
     assert invoice["subtotal"] == Decimal("360.0000")  # 1,000 calls × 0.36
     assert "1000 api_calls" in invoice["document"]["lines"][0]["description"]
     billed = await pool.fetch("SELECT DISTINCT invoice_number FROM usage_record "

@@ -475,6 +475,7 @@ async def test_concurrent_issuance_numbers_every_entity_without_gaps_or_duplicat
         assert result.invoice.deal_id == draft.deal_id
         assert result.invoice.number.startswith(f"{draft.entity.invoice_prefix}-")
         assert result.invoice.total == draft.total == draft.subtotal + draft.tax
+        assert result.entry is not None
         assert result.entry.key == f"invoice:{result.invoice.number}"
     assert {n.split("-")[0] for n in numbers} == {"LLEU", "LLUK", "LLIN", "LLUS"}
     for entity, (sequences, last_number) in (await numbering_by_entity(services)).items():

@@ -139,10 +139,11 @@ class FakeSystems(FakeContractSystems):
             existing = Invoice(**data.draft.model_dump(), number=number)
             self.invoices[data.idempotency_key] = existing
             b = self.balances(existing.deal_id, existing.currency)
-            entry = billing_entry(existing, b.unbilled_receivable, b.deferred_revenue)
-            self.entries[entry.key] = entry
+            if not existing.total.is_zero():
+                entry = billing_entry(existing, b.unbilled_receivable, b.deferred_revenue)
+                self.entries[entry.key] = entry
         return IssueInvoiceResult(
-            invoice=existing, entry=self.entries[f"invoice:{existing.number}"], issued_now=True,
+            invoice=existing, entry=self.entries.get(f"invoice:{existing.number}"), issued_now=True,
             balances=self.balances(existing.deal_id, existing.currency),
         )  # fmt: skip
 

@@ -27,7 +27,7 @@ from models.contract_invoicing import rated_line, usage_lines_by_metric
 from models.deal import DealSubmission
 from models.invoice import Invoice, draft_invoice, invoice_number
 from models.ledger import JournalEntry, billing_entry, recognition_entry
-from models.modification import modified_schedule
+from models.modification import CreditTooLarge, credited_schedule, modified_schedule
 from models.money import Money
 from models.recognition import ScheduleEntry, build_schedule
 
@@ -49,6 +49,7 @@ class FakeContractSystems:
     invoices: dict[str, Invoice]
     entries: dict[str, JournalEntry]
     sequences: dict[str, int]
+    contracts: dict[str, Any]
 
     def _init_contracts(self) -> None:
         self.pricing_exceptions: dict[str, str] = {}
@@ -83,8 +84,9 @@ class FakeContractSystems:
         invoice = Invoice(**draft.model_dump(), number=number)
         self.invoices[key] = invoice
         b = self.balances_of(deal.deal_id, deal.currency)
-        entry = billing_entry(invoice, b.unbilled_receivable, b.deferred_revenue)
-        self.entries[entry.key] = entry
+        if not invoice.total.is_zero():
+            entry = billing_entry(invoice, b.unbilled_receivable, b.deferred_revenue)
+            self.entries[entry.key] = entry
         return invoice
 
     def contract_invoices(self, deal_id: str) -> list[Invoice]:
@@ -115,6 +117,16 @@ class FakeContractSystems:
     @activity.defn(name="record_credit")
     async def record_credit(self, data: CreditInput) -> None:
         self._seen()
+        current = self.schedule_of(self.contracts[data.contract_id].deal)
+        credit = Money(amount=data.credit.amount, currency=data.currency)
+        try:
+            self.schedules[data.contract_id].append(
+                credited_schedule(current, credit, data.granted_on)
+            )
+        except CreditTooLarge as exc:
+            raise ApplicationError(
+                str(exc), type="InvalidContractChange", non_retryable=True
+            ) from exc
         self.pricing_exceptions[f"credit-{data.credit.credit_id}"] = "active"
 
     @activity.defn(name="record_milestone_delivery")

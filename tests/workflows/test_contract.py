@@ -24,7 +24,10 @@ from models.contract_flow import (
     ContractInput,
     ContractOutcome,
     ContractStatus,
+    Credit,
     MilestoneDelivered,
+    TimeApproval,
+    TimeEntry,
 )
 from models.contract_invoicing import first_period_billed
 from models.contract_terms import ContractTerms
@@ -324,3 +327,96 @@ async def test_a_cancellation_mid_period_credits_the_unused_days_and_ends_the_co
     outcome = await handle.result()
     assert outcome.status is ContractStatus.CANCELLED
     assert systems.finished == [cid]
+
+
+def tm_contract() -> DealSubmission:
+    """Consulting at 180 USD an hour for 2027, billed monthly in arrears on approved hours."""
+    line = make_line("L1", ProductType.SERVICES, "180", quantity="500", product="Consulting",
+                     recognition=RecognitionType.TIME_AND_MATERIALS)  # fmt: skip
+    return make_deal([line], start=date(2027, 1, 1), end=date(2027, 12, 31), deal_id=deal_id(),
+                     frequency=BillingFrequency.TIME_AND_MATERIALS,
+                     recognition=RecognitionType.TIME_AND_MATERIALS)  # fmt: skip
+
+
+async def test_approved_hours_are_earned_when_approved_and_invoiced_after_the_month(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    deal = tm_contract()
+    handle = await start_contract(env.client, systems, deal, rules, worker.task_queue,
+                                  first_invoice_billed=False)  # fmt: skip
+    await run_until(env, date(2027, 3, 20))
+    approval = TimeApproval(approval_id="T-2027-03-a", approved_by="tom.okafor", entries=[
+        TimeEntry(entry_id="E1", line_id="L1", work_date=date(2027, 3, 15),
+                  description="Data migration workshop", quantity=Decimal("7.5")),
+        TimeEntry(entry_id="E2", line_id="L1", work_date=date(2027, 3, 16),
+                  description="Cut-over rehearsal", quantity=Decimal(6)),
+    ])  # fmt: skip
+    result = await update(env, handle, ContractWorkflow.approve_time, approval)
+    assert result.recognised == usd("2430.00")  # 13.5 h × 180
+    assert systems.contract_invoices(deal.deal_id) == []  # billed after the month ends
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await update(env, handle, ContractWorkflow.approve_time, approval.model_copy(update={
+            "approval_id": "T-bad", "entries": [TimeEntry(
+                entry_id="E9", line_id="L7", work_date=date(2027, 4, 30),
+                description="future work", quantity=Decimal(1))]}))  # fmt: skip
+    message = str(refused.value.cause)
+    assert "entries[0].line_id: 'L7' is not a T&M line of this contract (L1)" in message
+    assert "entries[0].work_date: 2027-04-30 is outside the service dates" in message
+
+    await run_until(env, date(2027, 4, 2))
+    [invoice] = systems.contract_invoices(deal.deal_id)
+    assert invoice.subtotal == usd("2430.00")
+    assert invoice.invoice_date == date(2027, 4, 1)
+    # Earned in March, billed in April: the invoice clears the unbilled receivable.
+    assert systems.balances(deal.deal_id, "USD").unbilled_receivable == usd("0")
+    assert systems.balances(deal.deal_id, "USD").recognised == usd("2430.00")
+
+
+async def test_a_credit_offsets_the_invoice_it_names_and_credit_hold_holds_new_service(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    """Monthly 1,000. A 1,500 service credit for periods 3 and 4: March bills 0 (1,000
+    used), April 500 (the last 500). The customer goes on credit hold before May: May is not
+    invoiced until the hold is released, then it is, with its own date."""
+    line = make_line("L1", ProductType.SUBSCRIPTION, "1200", quantity="10",
+                     product="Ledgerline Platform")  # fmt: skip
+    deal = make_deal([line], start=date(2027, 1, 1), end=date(2027, 12, 31), deal_id=deal_id(),
+                     frequency=BillingFrequency.MONTHLY)  # fmt: skip
+    handle = await start_contract(env.client, systems, deal, rules, worker.task_queue)
+    await run_until(env, date(2027, 2, 10))
+    await update(env, handle, ContractWorkflow.grant_credit, Credit(
+        credit_id="SC-7", amount=Decimal(1500), reason="SLA breach in January (99.2% uptime)",
+        granted_by="daniel.cho", applies_to_periods=[3, 4]))  # fmt: skip
+    await run_until(env, date(2027, 4, 20))
+    systems.credit_hold.add(deal.customer.customer_id)
+    await run_until(env, date(2027, 5, 10))
+    subtotals = [i.subtotal for i in systems.contract_invoices(deal.deal_id)]
+    assert subtotals == [usd("1000"), usd("1000"), usd("0"), usd("500")]
+    state = await handle.query(ContractWorkflow.state)
+    assert state.on_credit_hold
+    assert any(e.kind == "invoice.held" for e in state.events)
+
+    systems.credit_hold.clear()
+    await handle.signal(ContractWorkflow.credit_hold_released)
+    await run_until(env, date(2027, 5, 11))
+    may = systems.contract_invoices(deal.deal_id)[-1]
+    assert may.subtotal == usd("1000")
+    assert may.invoice_date == date(2027, 5, 10)
+
+
+async def test_an_invoice_the_mail_server_refuses_goes_to_billing_as_a_case(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    deal = milestone_project()
+    handle = await start_contract(env.client, systems, deal, rules, worker.task_queue)
+    systems.undeliverable = True
+    await run_until(env, date(2027, 2, 26))
+    m1 = await update(env, handle, ContractWorkflow.deliver_milestone,
+                      accepted("M1", date(2027, 2, 26)))  # fmt: skip
+    state = await handle.query(ContractWorkflow.state)
+    assert state.undelivered_invoices == [m1.invoice_number]
+    case_id = f"case-contract-{deal.deal_id}-dispatch-{m1.invoice_number}"
+    case = await env.client.get_workflow_handle(case_id).describe()
+    assert case.status is not None
+    systems.workflow_ids.add(case_id)
