@@ -98,15 +98,28 @@ def _prospective(
                                                            "recognition_date": effective - ONE_DAY}))  # fmt: skip
     remaining = new_total - money_sum((e.amount for e in kept), currency)
     slices = month_slices(effective, last_day)
-    if not slices:
-        if kept and not remaining.is_zero():
-            kept[-1] = kept[-1].model_copy(update={"amount": kept[-1].amount + remaining})
-        return kept
+    if not slices or remaining.amount < 0:
+        return _one_per_period(_true_up_latest(kept, remaining))
     parts = allocate(remaining, [Decimal(days_inclusive(s, e)) for s, e in slices])
     spread = [ScheduleEntry(line_id=line_id, period=period_label(s), recognition_date=e,
                             amount=part, kind=ScheduleKind.RATABLE, requires_event=False)
               for (s, e), part in zip(slices, parts, strict=True)]  # fmt: skip
     return _one_per_period([*kept, *spread])
+
+
+def _true_up_latest(kept: list[ScheduleEntry], difference: Money) -> list[ScheduleEntry]:
+    """Less (or more) to earn than was earned at the old terms, and no days left to spread it
+    on: the difference trues up the latest earned entries, most recent first, never below
+    zero (the close posts it as a catch-up in the open period)."""
+    result = list(kept)
+    for i in reversed(range(len(result))):
+        if difference.is_zero():
+            break
+        amount = result[i].amount
+        change = difference if difference.amount > 0 else max(difference, -amount)
+        result[i] = result[i].model_copy(update={"amount": amount + change})
+        difference = difference - change
+    return result
 
 
 def _slice_start(old: list[ScheduleEntry], entry: ScheduleEntry) -> date:
@@ -123,7 +136,7 @@ def _one_per_period(entries: list[ScheduleEntry]) -> list[ScheduleEntry]:
             first = merged[e.period]
             e = e.model_copy(update={"amount": first.amount + e.amount})
         merged[e.period] = e
-    return [e for e in merged.values() if not e.amount.is_zero()]
+    return list(merged.values())
 
 
 def _milestones_catch_up(line_id: str, total: Money, after: ContractTerms) -> list[ScheduleEntry]:
