@@ -52,7 +52,7 @@ def subscription(seats: str = "1", per_seat: str = "120", *, frequency: BillingF
 
 def change(kind: AmendmentKind, on: date, **fields: object) -> Amendment:
     return Amendment(amendment_id=f"A-{on}", kind=kind, effective_date=on,
-                     requested_by="priya.raman", reason="customer request", **fields)  # type: ignore[arg-type]  # fmt: skip
+                     requested_by="priya.raman", reason="customer request", **fields)  # fmt: skip
 
 
 def amounts(terms: ContractTerms) -> list[Money]:
