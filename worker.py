@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import workflows
 from activities.cases import CaseActivities
+from activities.close import CloseActivities
 from activities.contracts import ContractActivities
 from activities.crm import CrmActivities, HubSpotCrm
 from activities.db import create_pool
@@ -34,6 +35,7 @@ from activities.invoicing import InvoicingActivities
 from activities.ledger import LedgerActivities
 from activities.notifications import NotificationActivities, SmtpSettings
 from activities.records import RecordsActivities
+from starter.close_commands import ensure_close_schedule
 from starter.embedded_mail import smtp_settings
 from starter.embedded_temporal import ensure_search_attributes
 from starter.rules_loader import load_rule_book
@@ -43,10 +45,12 @@ from workflows.contract import ContractWorkflow
 from workflows.deal import DealWorkflow
 from workflows.escalation import EscalationWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
+from workflows.month_end_close import MonthEndCloseWorkflow, ScheduledCloseWorkflow
 from workflows.override_signoff import OverrideSignoffWorkflow
 
 WORKFLOWS: Sequence[type] = (
     DealWorkflow, ContractWorkflow, ExceptionCaseWorkflow, EscalationWorkflow, OverrideSignoffWorkflow,
+    MonthEndCloseWorkflow, ScheduledCloseWorkflow,
 )  # fmt: skip
 
 
@@ -103,6 +107,7 @@ def activity_list(
     contracts = ContractActivities(pool)
     ledger = LedgerActivities(pool)
     crm = CrmActivities(HubSpotCrm(http))
+    close = CloseActivities(pool)
     return [
         records.load_customer_standing,
         records.record_gate_results,
@@ -125,6 +130,12 @@ def activity_list(
         contracts.finish_contract,
         ledger.post_recognition,
         crm.read_crm_deal,
+        close.prepare_close,
+        close.post_close,
+        close.check_close,
+        close.report_close,
+        close.lock_period,
+        close.record_close_event,
     ]
 
 
@@ -183,6 +194,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         pool = await create_pool(settings.effective_database_url, max_size=20)
         stack.push_async_callback(pool.close)
         await store_rule_book(pool, load_rule_book(settings.rules_dir))
+        await ensure_close_schedule(client, settings.task_queue,
+                                    load_rule_book(settings.rules_dir).version)  # fmt: skip
         http = await stack.enter_async_context(hubspot_client(settings))
         smtp = smtp_settings(settings) if settings.smtp_host else None
         worker = build_worker(client, pool, http, settings.task_queue, smtp=smtp,

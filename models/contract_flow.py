@@ -104,6 +104,9 @@ class ContractInput(BaseModel):
     terms: ContractTerms
     rules: RuleSet
     started_by: str = Field(description="The workflow that booked it, e.g. deal-hs-deal-90401")
+    first_invoice: tuple[str, str] | None = Field(
+        default=None, description="(number, total) of the deal's first invoice, to e-mail"
+    )
     billed: dict[str, Money] = Field(
         default_factory=dict, description="'<period>:<line>' → what that period billed"
     )

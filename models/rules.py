@@ -117,6 +117,26 @@ class IntegrationPolicy(_Strict):
     crm_read_attempts: int = Field(ge=1, le=100, description="Tries of a CRM read, then a case")
 
 
+class ClosePolicy(_Strict):
+    """Month-end close (`close.yaml`): the anomaly tolerances and who signs a close off."""
+
+    period_delta_percent: Percent = Field(
+        default=Decimal(25),
+        description="A contract's revenue in P may move this much against P-1 (in percent)",
+    )
+    period_delta_floor_usd: Annotated[Decimal, Field(ge=0)] = Field(
+        default=Decimal(1000),
+        description="... and must also move more than this (in USD, at credit.usd_rates)",
+    )
+    signoff_roles: list[Role] = Field(
+        default=[Role.FINANCE, Role.VP_FINANCE, Role.CFO], min_length=1,
+        description="A person holding one of these roles signs the close off",
+    )  # fmt: skip
+    messages_per_case: int = Field(
+        default=20, ge=1, le=200, description="Failures named in a close case, worst first"
+    )
+
+
 class RuleSet(_Strict):
     """Every policy the workflows apply, with the content hash of the files it came from."""
 
@@ -129,6 +149,7 @@ class RuleSet(_Strict):
     tax_rates: dict[str, TaxRate] = Field(description="jurisdiction → rate")
     entities: dict[str, BillingEntity]
     integrations: IntegrationPolicy
+    close: ClosePolicy = Field(default_factory=ClosePolicy)
 
     @model_validator(mode="after")
     def _entities_cover_currencies(self) -> RuleSet:

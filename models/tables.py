@@ -427,3 +427,21 @@ class NotificationRecord(SQLModel, table=True):
     chat_posted: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
     )
+
+
+class CloseReportRecord(SQLModel, table=True):
+    """The month-end close report of a period: `draft` after the checks, `final` once the
+    period is locked (docs/month-end-close.md)."""
+
+    __tablename__ = "close_report"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'final')", name="close_report_status_known"),
+    )
+
+    period: str = Field(sa_column=Column(Text, primary_key=True))
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    report: Any = _json()
+    rules_version: str = Field(sa_column=Column(Text, nullable=False))
+    workflow_id: str | None = Field(default=None, sa_column=Column(Text))
+    run_id: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = _created()

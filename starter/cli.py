@@ -83,8 +83,12 @@ def demo() -> None:
             console.print(outcome_table(states))
             if services.mailbox is not None:
                 mails = len(services.mailbox.paths())
-                console.print(f"{mails} e-mails to case owners are in {services.mailbox.mail_dir}; "
-                              "`revops cases` lists what waits on whom.")  # fmt: skip
+                console.print(f"{mails} e-mails (invoices to billing contacts, cases to their "
+                              f"owners) are in {services.mailbox.mail_dir}; `revops cases` lists "
+                              "what waits on whom.")  # fmt: skip
+            contracts = sum(1 for s in states if s.contract_workflow_id)
+            console.print(f"{contracts} contracts now bill and earn on their own "
+                          "(`revops contract show <deal id>`).")  # fmt: skip
             if sys.stdin.isatty() and sys.stdout.isatty():
                 console.print(f"Look around: Web UI {services.ui_url}, API {services.api_url}/docs. "
                               "Ctrl-C stops the stack.")  # fmt: skip
@@ -220,6 +224,7 @@ def apikey_create(
 def _register_subcommands() -> None:
     from starter.audit_commands import audit_app
     from starter.case_commands import case_app, cases_command
+    from starter.close_commands import close_app
     from starter.contract_commands import contract_app
     from starter.export_commands import export_app
     from starter.rules_commands import rules_app
@@ -229,6 +234,7 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(rules_app, name="rules")
     app.add_typer(usage_app, name="usage")
+    app.add_typer(close_app, name="close")
     app.add_typer(export_app, name="export")
     app.add_typer(contract_app, name="contract")
     app.command("cases")(cases_command)

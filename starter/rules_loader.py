@@ -41,6 +41,8 @@ OPERATING_FILES: dict[str, str] = {
     "reason_codes": "reason_codes.yaml",
 }
 ALL_FILES: dict[str, str] = {**RULE_FILES, **OPERATING_FILES}
+# RuleSet fields whose file may be left out: the field's defaults apply then.
+OPTIONAL_FILES: dict[str, str] = {"close": "close.yaml"}
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,11 @@ def _read(directory: Path) -> tuple[dict[str, str], dict[str, Any], list[str]]:
     texts: dict[str, str] = {}
     data: dict[str, Any] = {}
     problems: list[str] = []
-    for field, name in ALL_FILES.items():
+    for field, name in {**ALL_FILES, **OPTIONAL_FILES}.items():
         path = directory / name
         if not path.is_file():
-            problems.append(f"{path}: file is missing")
+            if field not in OPTIONAL_FILES:
+                problems.append(f"{path}: file is missing")
             continue
         texts[name] = path.read_text(encoding="utf-8")
         try:
@@ -146,9 +149,14 @@ def load_rule_book(directory: Path, today: date | None = None) -> RuleBook:
     )
     version = rules_version({**texts, "(holidays)": marker})
     try:
-        policy = RuleSet.model_validate({f: data[f] for f in RULE_FILES} | {"version": version})
+        optional = {f: data[f] for f in OPTIONAL_FILES if f in data}
+        policy = RuleSet.model_validate(
+            {f: data[f] for f in RULE_FILES} | optional | {"version": version}
+        )
     except ValidationError as exc:
-        raise RulesError(_describe(directory, texts, exc, RULE_FILES)) from None
+        raise RulesError(
+            _describe(directory, texts, exc, {**RULE_FILES, **OPTIONAL_FILES})
+        ) from None
     try:
         source = OperatingRulesSource.model_validate({f: data[f] for f in OPERATING_FILES})
     except ValidationError as exc:

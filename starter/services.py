@@ -16,6 +16,7 @@ from activities.db import create_pool
 from activities.notifications import SmtpSettings
 from models.rules import RuleSet
 from starter.api import ApiContext, create_app
+from starter.close_commands import ensure_close_schedule
 from starter.database import migrate_async
 from starter.embedded_mail import EmbeddedMailbox, smtp_settings
 from starter.ports import port_free
@@ -59,6 +60,7 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         await register_search_attributes(client, live.temporal_namespace)
         book = load_rule_book(live.rules_dir)
         await store_rule_book(pool, book)
+        await ensure_close_schedule(client, live.task_queue, book.version)
         rules = book.policy
         http = await exits.enter_async_context(hubspot_client(live))
         mailbox = None

@@ -240,6 +240,9 @@ class ContractWorkflow:
                                            sa.CURRENCY.value_set(deal.currency)])  # fmt: skip
         self._event("contract.started", f"from {deal.start_date} to {deal.end_date}; started by "
                     f"{self._s.started_by}")  # fmt: skip
+        if self._s.first_invoice is not None:
+            number, total = self._s.first_invoice
+            await self._send(number, total)
 
     async def _due_work(self, today: date) -> None:
         await self._expire_discounts(today)
@@ -433,40 +436,42 @@ class ContractWorkflow:
                     invoice.number)  # fmt: skip
 
     async def _dispatch(self, invoice: Invoice) -> None:
-        """E-mail it to the billing contact; when that keeps failing, billing gets a case."""
+        await self._send(invoice.number, str(invoice.total))
+
+    async def _send(self, number: str, total: str) -> None:
+        """E-mail the invoice to the billing contact; when that keeps failing, billing gets
+        a case."""
         try:
             await workflow.execute_activity_method(
                 InvoiceDispatchActivities.dispatch_invoice,
-                DispatchInvoiceInput(invoice_number=invoice.number,
-                                     rules_version=self._s.rules.version),
+                DispatchInvoiceInput(invoice_number=number, rules_version=self._s.rules.version),
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
                                          maximum_attempts=DISPATCH_ATTEMPTS),
-                summary=f"e-mail {invoice.number} to the billing contact",
+                summary=f"e-mail {number} to the billing contact",
             )  # fmt: skip
         except ActivityError as exc:
-            await self._open_dispatch_case(invoice, exc)
+            await self._open_dispatch_case(number, total, exc)
 
-    async def _open_dispatch_case(self, invoice: Invoice, exc: ActivityError) -> None:
+    async def _open_dispatch_case(self, number: str, total: str, exc: ActivityError) -> None:
         cause = exc.cause or exc
         owner = self._s.rules.owner_of(DISPATCH_CHECK)
-        case_id = f"case-contract-{self._s.contract_id}-dispatch-{invoice.number}"
+        case_id = f"case-contract-{self._s.contract_id}-dispatch-{number}"
         await workflow.start_child_workflow(
             ExceptionCaseWorkflow.run,
             CaseInput(case_id=case_id, subject=f"deal:{self._s.contract_id}", deal=None,
                       check_id=DISPATCH_CHECK, owner_role=owner,
-                      messages=[f"{DISPATCH_CHECK}: invoice {invoice.number} ({invoice.total}) "
-                                f"could not be e-mailed: {cause}",
+                      messages=[f"{DISPATCH_CHECK}: invoice {number} ({total}) could not be "
+                                f"e-mailed: {cause}",
                                 "send it to the customer another way, then resolve with approve"],
-                      evidence={"invoice": invoice.number, "error": str(cause)[:500]},
+                      evidence={"invoice": number, "error": str(cause)[:500]},
                       rules_version=self._s.rules.version),
             id=case_id, parent_close_policy=ParentClosePolicy.ABANDON,
             search_attributes=sa.case_attributes(owner.value, DISPATCH_CHECK),
-            static_summary=f"invoice {invoice.number} not delivered: waiting for {owner.value}",
+            static_summary=f"invoice {number} not delivered: waiting for {owner.value}",
         )  # fmt: skip
-        self._s.undelivered_invoices.append(invoice.number)
-        self._event("invoice.undelivered", f"{invoice.number}: {cause}; case {case_id}",
-                    invoice.number)  # fmt: skip
+        self._s.undelivered_invoices.append(number)
+        self._event("invoice.undelivered", f"{number}: {cause}; case {case_id}", number)
 
     async def _finish(self) -> ContractOutcome:
         cancelled = self._s.terms.cancelled_on is not None

@@ -87,7 +87,10 @@ class DealWorkflow:
         deal = booked
         await self._issue_first_invoice(deal)
         await self._recognise(deal)
-        if workflow.patched("contract-workflow") and has_work_after_first_invoice(deal):
+        invoiced = self._state.invoice is not None
+        if workflow.patched("contract-workflow") and (
+            invoiced or has_work_after_first_invoice(deal)
+        ):
             await self._start_contract(deal)
         return await self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
 
@@ -336,16 +339,18 @@ class DealWorkflow:
             self._state.postings.append(result.entry)
 
     async def _start_contract(self, deal: DealSubmission) -> None:
-        """The contract workflow takes over billing and revenue from here, and outlives
-        this one (ABANDON: the deal's work is done, the contract's is not)."""
-        terms = ContractTerms.booked(deal)
-        billed = first_period_billed(terms, first_invoice(deal)) if self._state.invoice else {}
+        """The contract workflow takes over from here: it e-mails the first invoice, then
+        bills and earns for the rest of the term, and outlives this one (ABANDON: the deal's
+        work is done, the contract's is not)."""
+        terms, inv = ContractTerms.booked(deal), self._state.invoice
+        billed = first_period_billed(terms, first_invoice(deal)) if inv else {}
         contract_id = f"contract-{deal.deal_id}"
         await workflow.start_child_workflow(
             ContractWorkflow.run,
             ContractInput(contract_id=deal.deal_id, customer_id=deal.customer.customer_id,
                           terms=terms, rules=self._rules, started_by=workflow.info().workflow_id,
-                          billed=billed, next_period=2 if billed else 1),
+                          billed=billed, next_period=2 if billed else 1,
+                          first_invoice=(inv.number, str(inv.total)) if inv else None),
             id=contract_id, parent_close_policy=ParentClosePolicy.ABANDON,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"contract {deal.deal_id}: {deal.start_date} to {deal.end_date}",

@@ -72,7 +72,9 @@ async def test_each_deal_ties_to_its_ledger(
     services: Services, book_states: dict[str, DealState]
 ) -> None:
     """For every completed deal: billed (net of tax) − recognised = deferred − unbilled, from
-    the ledger itself, and the balances the workflow reports are those of the ledger."""
+    the ledger itself, and the balances the deal workflow reports are those of the ledger
+    (unless its contract workflow has invoiced since: a term that started before today
+    catches up the periods already in service)."""
     for deal_id, state in book_states.items():
         if state.stage is not DealStage.COMPLETED:
             continue
@@ -83,14 +85,18 @@ async def test_each_deal_ties_to_its_ledger(
         )
         bal = {r["account"]: r["balance"] for r in rows}
         assert sum(bal.values(), Decimal(0)) == 0, deal_id
-        billed = state.invoice.subtotal.amount if state.invoice else Decimal(0)
+        invoices = await services.pool.fetch(
+            "SELECT number, subtotal FROM invoice WHERE deal_id = $1", deal_id
+        )
+        billed = sum((r["subtotal"] for r in invoices), Decimal(0))
         revenue = -bal.get("4000 Revenue", Decimal(0))
         deferred = -bal.get("2400 Deferred revenue", Decimal(0))
         unbilled = bal.get("1150 Unbilled receivable", Decimal(0))
         assert billed - revenue == deferred - unbilled, deal_id
         assert state.balances is not None
-        assert state.balances.recognised.amount == revenue
-        assert state.balances.deferred_revenue.amount == deferred
+        if len(invoices) <= 1:
+            assert state.balances.recognised.amount == revenue
+            assert state.balances.deferred_revenue.amount == deferred
         assert deferred >= 0 and unbilled >= 0
         assert state.schedule is not None
         assert revenue <= state.schedule.total().amount
