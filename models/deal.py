@@ -142,6 +142,11 @@ class DealLine(BaseModel):
     recognition: RecognitionType | None = Field(
         default=None, description="Obligation type; defaults to the deal's recognition type"
     )
+    ssp_highly_variable: bool = Field(
+        default=False,
+        description="No observable SSP (the product sells at widely varying prices): the "
+        "line gets the residual of the price after the other lines' SSPs",
+    )
     usage_metric: Identifier | None = Field(
         default=None,
         description="Usage lines: the metric of the usage records it rates (net_price per "

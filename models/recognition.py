@@ -11,7 +11,13 @@ Two steps, both pure:
    bundle discount lands on every obligation proportionally (ASC 606-10-32-36). When
    every SSP is zero the lines' net totals are the weights. A line with a zero SSP among
    lines with SSPs is allocated nothing (relative SSP taken literally): a missing SSP is a
-   data problem for QA, not something this module guesses around. No residual approach.
+   data problem for QA, not something this module guesses around.
+   The residual approach (ASC 606-10-32-34(c), IFRS 15.79(c)): lines flagged
+   `ssp_highly_variable` (a product sold at widely varying prices, so no SSP can be
+   observed) get what is left of the fixed price after every other line receives its
+   observable SSP, split between them by their net totals. When nothing would be left (the
+   observable SSPs already exceed the price), the residual approach does not apply and every
+   line is allocated by relative SSP, the flagged ones weighted by their net totals.
 2. `build_schedule`: when each obligation's allocated amount may be recognised.
    - ratable (subscription, support): straight line by days over the contract term,
      start and end inclusive. Each calendar-month slice gets allocated * slice days /
@@ -188,12 +194,39 @@ def _relative_ssp_split(deal: DealSubmission, lines: list[DealLine]) -> list[Mon
     if not lines:
         return []
     price = money_sum((booked_consideration(deal, line) for line in lines), currency)
-    weights = [line.ssp_total(currency).amount for line in lines]
+    residual = _residual_split(deal, lines, price)
+    if residual is not None:
+        return residual
+    weights = [
+        booked_consideration(deal, line).amount if line.ssp_highly_variable
+        else line.ssp_total(currency).amount
+        for line in lines
+    ]  # fmt: skip
     if sum(weights) == 0:
         weights = [booked_consideration(deal, line).amount for line in lines]
     if sum(weights) == 0:
         return [Money.zero(currency) for _ in lines]
     return allocate(price, weights)
+
+
+def _residual_split(
+    deal: DealSubmission, lines: list[DealLine], price: Money
+) -> list[Money] | None:
+    """Observable SSPs to the other lines, the rest to the highly variable ones; None when
+    the residual approach does not apply (no flagged line, all flagged, or nothing left)."""
+    currency = deal.currency
+    flagged = [line for line in lines if line.ssp_highly_variable]
+    if not flagged or len(flagged) == len(lines):
+        return None
+    observed = money_sum((ln.ssp_total(currency) for ln in lines if not ln.ssp_highly_variable),
+                         currency)  # fmt: skip
+    left = price - observed
+    if left.amount <= 0:
+        return None
+    weights = [booked_consideration(deal, line).amount for line in flagged]
+    parts = iter(allocate(left, weights if sum(weights) else [Decimal(1)] * len(flagged)))
+    return [next(parts) if line.ssp_highly_variable else line.ssp_total(currency)
+            for line in lines]  # fmt: skip
 
 
 def _obligation(deal: DealSubmission, line: DealLine, allocated: Money) -> Obligation:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.deal import Address, PaymentTerms
 from models.money import CurrencyCode
+from models.proration import DayCount
 
 
 class Role(StrEnum):
@@ -137,6 +138,18 @@ class ClosePolicy(_Strict):
     )
 
 
+class BillingPolicy(_Strict):
+    """Contract billing (`billing.yaml`): the proration day count and invoice e-mail retries."""
+
+    proration_day_count: DayCount = Field(
+        default=DayCount.ACTUAL,
+        description="'actual' (days of the period, the default) or '30/360' for mid-period changes",
+    )
+    invoice_dispatch_attempts: int = Field(
+        default=5, ge=1, le=50, description="Tries of an invoice e-mail, then a case for billing"
+    )
+
+
 class RuleSet(_Strict):
     """Every policy the workflows apply, with the content hash of the files it came from."""
 
@@ -150,6 +163,7 @@ class RuleSet(_Strict):
     entities: dict[str, BillingEntity]
     integrations: IntegrationPolicy
     close: ClosePolicy = Field(default_factory=ClosePolicy)
+    billing: BillingPolicy = Field(default_factory=BillingPolicy)
 
     @model_validator(mode="after")
     def _entities_cover_currencies(self) -> RuleSet:

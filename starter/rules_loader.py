@@ -42,7 +42,7 @@ OPERATING_FILES: dict[str, str] = {
 }
 ALL_FILES: dict[str, str] = {**RULE_FILES, **OPERATING_FILES}
 # RuleSet fields whose file may be left out: the field's defaults apply then.
-OPTIONAL_FILES: dict[str, str] = {"close": "close.yaml"}
+OPTIONAL_FILES: dict[str, str] = {"close": "close.yaml", "billing": "billing.yaml"}
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.exception_case import ExceptionCaseWorkflow
 
 DISPATCH_CHECK = "integration.invoice_dispatch"
-DISPATCH_ATTEMPTS = 5
 SCHEDULE_DEADLINE_BUSINESS_DAYS = 5
 
 
@@ -447,7 +446,7 @@ class ContractWorkflow:
                 DispatchInvoiceInput(invoice_number=number, rules_version=self._s.rules.version),
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
-                                         maximum_attempts=DISPATCH_ATTEMPTS),
+                                         maximum_attempts=self._s.rules.billing.invoice_dispatch_attempts),
                 summary=f"e-mail {number} to the billing contact",
             )  # fmt: skip
         except ActivityError as exc:

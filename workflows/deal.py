@@ -342,7 +342,8 @@ class DealWorkflow:
         """The contract workflow takes over from here: it e-mails the first invoice, then
         bills and earns for the rest of the term, and outlives this one (ABANDON: the deal's
         work is done, the contract's is not)."""
-        terms, inv = ContractTerms.booked(deal), self._state.invoice
+        terms = ContractTerms.booked(deal, self._rules.billing.proration_day_count)
+        inv = self._state.invoice
         billed = first_period_billed(terms, first_invoice(deal)) if inv else {}
         contract_id = f"contract-{deal.deal_id}"
         await workflow.start_child_workflow(

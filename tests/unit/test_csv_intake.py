@@ -100,10 +100,10 @@ def test_columns_are_the_model_fields_with_nested_ones_flattened() -> None:
     assert tuple(header) == COLUMN_NAMES
     assert len(set(header)) == len(header)
     assert header[:4] == ["deal_id", "customer_id", "customer_name", "customer_legal_entity"]
-    assert header[-11:] == [
+    assert header[-12:] == [
         "line_id", "product", "product_type", "quantity", "list_price", "net_price",
         "standalone_selling_price", "discount_percent", "discount_expiry", "recognition",
-        "usage_metric",
+        "ssp_highly_variable", "usage_metric",
     ]  # fmt: skip
     assert {
         "billing_contact_name", "billing_contact_email", "billing_contact_phone",

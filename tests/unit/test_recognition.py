@@ -403,3 +403,27 @@ def test_ratable_only_deal_is_fully_recognised_at_term_end(deal: DealSubmission)
     assert schedule.recognisable_as_of(deal.end_date) == deal.lines_total()
     assert max(e.recognition_date for e in schedule.entries) == deal.end_date
     assert all(e.amount.amount >= Decimal(0) for e in schedule.entries)
+
+
+def test_the_residual_approach_gives_a_highly_variable_line_what_the_others_leave() -> None:
+    """ASC 606-10-32-34(c): a platform licence sold at widely varying prices (no observable
+    SSP), support (SSP 20,000) and implementation (SSP 30,000) for 150,000 in all. Support
+    and implementation get their SSPs; the licence the residual 150,000 − 50,000 = 100,000.
+    Had the observable SSPs been 160,000 (more than the price), nothing would be left: the
+    residual approach does not apply and relative SSP is used, the licence weighted by its
+    net price."""
+    licence = make_line("L1", ProductType.LICENSE, "90000", ssp="0",
+                        recognition=RecognitionType.PERPETUAL_LICENSE)  # fmt: skip
+    licence = licence.model_copy(update={"ssp_highly_variable": True})
+    support = make_line("L2", ProductType.SUPPORT, "25000", ssp="20000")
+    services = make_line("L3", ProductType.SERVICES, "35000", ssp="30000",
+                         recognition=RecognitionType.PERPETUAL_LICENSE)  # fmt: skip
+    deal = make_deal([licence, support, services])
+    assert [o.allocated for o in allocate_transaction_price(deal)] == [
+        usd("100000"), usd("20000"), usd("30000")]  # fmt: skip
+
+    dearer = services.model_copy(update={"standalone_selling_price": Decimal(140000)})
+    deal = make_deal([licence, support, dearer])
+    # 150,000 by weights 90,000 : 20,000 : 140,000 (250,000): 54,000 / 12,000 / 84,000.
+    assert [o.allocated for o in allocate_transaction_price(deal)] == [
+        usd("54000"), usd("12000"), usd("84000")]  # fmt: skip
