@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -120,31 +121,55 @@ async def test_sigkilled_worker_yields_one_invoice_and_one_set_of_entries_per_de
     assert {o.stage for o in outcomes} == {DealStage.COMPLETED}
 
     ids = [d.deal_id for d in deals]
-    invoices = await services.pool.fetch(
-        "SELECT deal_id, count(*) AS n FROM invoice WHERE deal_id = ANY($1) GROUP BY deal_id", ids
-    )
-    billable = {d.deal_id for d in deals if _has_first_invoice(d)}
-    assert {r["deal_id"]: r["n"] for r in invoices} == dict.fromkeys(billable, 1)
+    # Each deal's first invoice, and the recurring periods already in service that its
+    # contract workflow catches up (a term that started before today): each exactly once.
+    expected = {d.deal_id: _expected_invoice_keys(d) for d in deals}
+    for _ in range(150):
+        rows = await services.pool.fetch(
+            "SELECT deal_id, idempotency_key FROM invoice WHERE deal_id = ANY($1)", ids
+        )
+        found: dict[str, list[str]] = {i: [] for i in ids}
+        for r in rows:
+            found[r["deal_id"]].append(r["idempotency_key"])
+        if {i: sorted(k) for i, k in found.items()} == expected:
+            break
+        await asyncio.sleep(0.2)
+    assert {i: sorted(k) for i, k in found.items()} == expected
     entries = await services.pool.fetch(
-        """SELECT deal_id, split_part(key, ':', 1) AS kind, count(*) AS n FROM journal_entry
-           WHERE deal_id = ANY($1) GROUP BY 1, 2""",
+        """SELECT e.deal_id, count(*) AS n, count(DISTINCT i.number) AS invoices
+           FROM journal_entry e LEFT JOIN invoice i ON e.key = 'invoice:' || i.number
+           WHERE e.deal_id = ANY($1) AND e.key LIKE 'invoice:%' GROUP BY 1""",
         ids,
     )
-    assert all(r["n"] == 1 for r in entries), [dict(r) for r in entries]
-    assert {r["deal_id"] for r in entries if r["kind"] == "invoice"} == billable
+    assert all(r["n"] == r["invoices"] for r in entries), [dict(r) for r in entries]
+    assert {r["deal_id"]: r["n"] for r in entries} == {i: len(k) for i, k in expected.items() if k}
+    recognitions = await services.pool.fetch(
+        """SELECT deal_id, count(*) AS n FROM journal_entry
+           WHERE deal_id = ANY($1) AND key LIKE 'recognition:%' GROUP BY 1""",
+        ids,
+    )
+    assert all(r["n"] == 1 for r in recognitions), [dict(r) for r in recognitions]
     contracts = await services.pool.fetchval(
         "SELECT count(*) FROM contract WHERE deal_id = ANY($1)", ids
     )
     assert contracts == len(deals)
     audit = await services.pool.fetch(
         """SELECT subject, action, count(*) AS n FROM audit_event
-           WHERE subject = ANY($1) GROUP BY 1, 2 HAVING count(*) > 1""",
+           WHERE subject = ANY($1) GROUP BY 1, 2, after->>'number' HAVING count(*) > 1""",
         [f"deal:{i}" for i in ids],
     )
     assert [dict(r) for r in audit] == []
 
 
-def _has_first_invoice(deal: DealSubmission) -> bool:
+def _expected_invoice_keys(deal: DealSubmission) -> list[str]:
     from models.billing import first_invoice
+    from models.contract_terms import ContractTerms
 
-    return first_invoice(deal) is not None
+    if first_invoice(deal) is None:
+        return []
+    terms, today = ContractTerms.booked(deal), datetime.now(UTC).date()
+    periods = [p.number for p in terms.periods[1:] if p.start <= today]
+    keys = [f"deal:{deal.deal_id}:first-invoice"]
+    if terms.recurring_line_ids():
+        keys += [f"contract:{deal.deal_id}:period:{n}" for n in periods]
+    return sorted(keys)
