@@ -291,15 +291,26 @@ def _check_drawable(pdf: FPDF, texts: Iterable[str]) -> None:
 class _InvoicePdf(FPDF):
     """The page furniture: a continuation header from page 2, a footer on every page."""
 
-    def __init__(self, view: InvoiceView, paper: str) -> None:
+    def __init__(self, view: InvoiceView, paper: str, *, embed_font: bool = True) -> None:
         super().__init__(orientation="portrait", unit="mm", format=paper)
         self.view = view
         self.totals_printed = False
-        for style in FONT_FILES:
-            self.add_font(FONT, style, font_path(style))
+        self.embed_font = embed_font
+        self.core_fonts_encoding = "windows-1252"  # €, — and curly quotes are in it
+        if embed_font:
+            for style in FONT_FILES:
+                self.add_font(FONT, style, font_path(style))
         self.set_margins(_MARGIN, _MARGIN, _MARGIN)
         self.set_auto_page_break(True, margin=_BOTTOM)
         self.c_margin = 1.2
+
+    def set_font(self, family: str | None = None, style: str = "", size: float = 0) -> None:  # type: ignore[override]
+        """Helvetica, the PDF's built-in font, when every text of the invoice is in
+        Windows-1252: nothing to embed or subset (about 15 times faster); DejaVu Sans
+        otherwise."""
+        if not self.embed_font and family == FONT:
+            family = "helvetica"
+        super().set_font(family, style, size)
 
     def header(self) -> None:
         if self.page_no() == 1:
@@ -536,14 +547,25 @@ def _closing(pdf: _InvoicePdf, v: InvoiceView) -> None:
     pdf.rect(pdf.l_margin, top, pdf.epw, pdf.get_y() - top)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def render_invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as a PDF: Letter for a US or Canadian issuer, else A4; DejaVu Sans
-    embedded; dated the invoice date (midnight UTC), never the clock, so the same invoice
+    """The invoice as a PDF: Letter for a US or Canadian issuer, else A4; Helvetica when
+    every text is in Windows-1252 (Western European, with € and £), DejaVu Sans embedded
+    otherwise (Gdańsk, ₹); dated the invoice date (midnight UTC), never the clock, so the same invoice
     gives the same bytes."""
     v = invoice_view(invoice)
     paper = "Letter" if invoice.entity.address.country in _LETTER_COUNTRIES else "A4"
-    pdf = _InvoicePdf(v, paper)
-    _check_drawable(pdf, v.texts())
+    western = all(_encodable(text) for text in (*v.texts(), "—"))
+    pdf = _InvoicePdf(v, paper, embed_font=not western)
+    if not western:
+        _check_drawable(pdf, v.texts())
     pdf.set_creation_date(datetime.combine(invoice.invoice_date, time(0), tzinfo=UTC))
     pdf.set_title(f"Invoice {v.number}")
     pdf.set_author(v.issuer_name)
