@@ -28,6 +28,7 @@ from starter.services import Services
 from tests.integration.helpers import (
     book_deal,
     unique_deal_id,
+    wait_for_case,
     wait_for_outcome,
     wait_for_state,
     workflow_exists,
@@ -373,6 +374,8 @@ async def test_a_missing_po_waits_on_billing_and_an_amendment_completes_the_deal
     assert view["stage"] == "awaiting_resolution"
     assert [c["case_id"] for c in view["open_cases"]] == [case_id]
 
+    # The case takes resolutions once it has read its routing and started its SLA clock.
+    await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
     # The wrong role is refused, and says why; the case stays open.
     refused = await api.post(
         f"/cases/{case_id}/resolve",

@@ -61,6 +61,7 @@ from starter.settings import PROJECT_ROOT, Settings
 from tests.integration.helpers import (
     book_deal,
     unique_deal_id,
+    wait_for_case,
     wait_for_outcome,
     wait_for_state,
 )
@@ -154,6 +155,8 @@ async def trailed_deal(services: Services) -> TrailedDeal:
             workflow_id,
             lambda s: s.stage is DealStage.AWAITING_RESOLUTION and bool(s.open_cases),
         )
+    # The case takes resolutions once it has read its routing and started its SLA clock.
+    await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
     case = services.client.get_workflow_handle_for(ExceptionCaseWorkflow.run, case_id)
     await case.execute_update(
         ExceptionCaseWorkflow.resolve,
