@@ -165,6 +165,15 @@ async def trailed_deal(services: Services) -> TrailedDeal:
     )  # fmt: skip
     outcome = await wait_for_outcome(services.client, workflow_id)
     assert outcome.stage is DealStage.COMPLETED
+    # Its contract workflow then e-mails the first invoice; wait for that, so the trail the
+    # tests read is not still growing.
+    for _ in range(150):
+        if await services.pool.fetchval(
+            "SELECT 1 FROM audit_event WHERE subject = $1 AND action = 'invoice.dispatched'",
+            f"deal:{deal_id}",
+        ):
+            break
+        await asyncio.sleep(0.2)
     return TrailedDeal(deal_id, case_id, submitter, RESOLVER)
 
 

@@ -63,6 +63,8 @@ class WorkerProcess:
             "TASK_QUEUE": task_queue,
             "LOG_LEVEL": "WARNING",
         }
+        if services.mailbox is not None:  # invoices are e-mailed: to the session's mailbox
+            self.env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(services.mailbox.port)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = open(f"/tmp/{task_queue}.log", "ab")  # noqa: SIM115  (closed in stop())
 
