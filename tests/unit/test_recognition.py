@@ -427,3 +427,19 @@ def test_the_residual_approach_gives_a_highly_variable_line_what_the_others_leav
     # 150,000 by weights 90,000 : 20,000 : 140,000 (250,000): 54,000 / 12,000 / 84,000.
     assert [o.allocated for o in allocate_transaction_price(deal)] == [
         usd("54000"), usd("12000"), usd("84000")]  # fmt: skip
+
+
+def test_asc_606_example_34_case_a_allocates_the_discount_over_all_three_products() -> None:
+    """ASC 606-10-55-259 (Example 34, Case A): products A, B and C have standalone selling
+    prices of 40, 55 and 45 (140) and are sold together for 100. The discount of 40 is
+    allocated proportionally: A 100 × 40/140 = 28.57, B 100 × 55/140 = 39.29, C 100 × 45/140
+    = 32.14 (the standard rounds to 29, 39 and 32; to the cent the parts sum to 100.00)."""
+    lines = [
+        make_line(line_id, ProductType.LICENSE, net, ssp=ssp,
+                  recognition=RecognitionType.PERPETUAL_LICENSE)
+        for line_id, net, ssp in (("A", "30", "40"), ("B", "40", "55"), ("C", "30", "45"))
+    ]  # fmt: skip
+    deal = make_deal(lines)
+    allocated = [o.allocated for o in allocate_transaction_price(deal)]
+    assert allocated == [usd("28.57"), usd("39.29"), usd("32.14")]
+    assert money_sum(allocated, "USD") == usd("100.00")
