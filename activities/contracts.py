@@ -23,11 +23,18 @@ from activities.ledger import (
     ledger_position,
     lock_deal,
 )
+from activities.records import insert_discount_exceptions
 from models.amendment import Amendment
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.billing import BillingEvent, InvoiceLine
 from models.calendar_math import month_end, period_label
-from models.contract_flow import Credit, MilestoneDelivered, TimeApproval, TimeApprovalResult
+from models.contract_flow import (
+    Credit,
+    MilestoneDelivered,
+    TimeApproval,
+    TimeApprovalResult,
+    open_discounts,
+)
 from models.contract_invoicing import rated_line, usage_lines_by_metric
 from models.contract_terms import ContractTerms
 from models.deal import DealSubmission
@@ -112,22 +119,15 @@ class ContractActivities:
     @activity.defn
     async def start_contract_records(self, data: StartContractInput) -> list[tuple[str, date]]:
         """Track each discount as a pricing exception; the ones with an expiry are returned
-        so the workflow can close them on the day."""
+        so the workflow can close them on the day. Only contracts whose deal was booked
+        before `book_contract` recorded the exceptions itself run this."""
         deal = data.deal
-        rows = [(f"discount-{ln.line_id}", ln.line_id, ln.discount_percent, ln.discount_expiry)
-                for ln in deal.lines if ln.discount_percent > 0]  # fmt: skip
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                """INSERT INTO pricing_exception (deal_id, exception_id, kind, line_id, detail,
-                       starts_on, expires_on, status)
-                   VALUES ($1, $2, 'discount', $3, $4, $5, $6, 'active') ON CONFLICT DO NOTHING""",
-                [(data.contract_id, eid, line_id, {"percent": str(pct)}, deal.start_date, expiry)
-                 for eid, line_id, pct, expiry in rows],
-            )  # fmt: skip
+            exceptions = await insert_discount_exceptions(conn, deal)
             await insert_audit_event(conn, _audit(data.contract_id, "started", "contract.started",
-                {"discounts": [r[0] for r in rows], "start": deal.start_date.isoformat(),
+                {"discounts": exceptions, "start": deal.start_date.isoformat(),
                  "end": deal.end_date.isoformat()}, data.rules_version))  # fmt: skip
-        return [(eid, expiry) for eid, _, _, expiry in rows if expiry is not None]
+        return open_discounts(deal)
 
     @activity.defn
     async def customer_on_credit_hold(self, customer_id: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -25,10 +27,29 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool: this code sets only
+    transaction-scoped state (`SET LOCAL`, `pg_advisory_xact_lock`), and asyncpg itself rolls
+    back an unfinished transaction first. The default reset (`RESET ALL`, `UNLISTEN *`,
+    `CLOSE ALL`, unlocking session advisory locks) would cost a round trip per release.
+    Code that must change the session (the benchmarks acting as the owner) uses `as_owner`."""
+
+
+@contextlib.asynccontextmanager
+async def as_owner(conn: DbConnection) -> AsyncIterator[None]:
+    """Act as the login role (the tables' owner) instead of the application role, for DDL
+    and maintenance, and go back to the application role afterwards, whatever happens."""
+    await conn.execute("SET ROLE NONE")
+    try:
+        yield
+    finally:
+        await conn.execute("RESET ROLE")
+
+
 async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
     """An asyncpg pool whose connections read and write jsonb as Python values."""
     pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, init=_init_connection
+        database_url, min_size=1, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     assert pool is not None
     return pool

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.ledger import store_schedule
 from models.audit import SYSTEM_ACTOR, AuditEvent
+from models.contract_flow import discount_exceptions
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.qa import GateResult
@@ -55,6 +56,20 @@ class BookContractInput(BaseModel):
 class BookContractResult(BaseModel):
     contract_id: str
     customer_created: bool
+    exceptions_booked: bool = False  # False in results recorded before book_contract wrote them
+
+
+async def insert_discount_exceptions(conn: DbConnection, deal: DealSubmission) -> list[str]:
+    """Each discounted line as an active pricing exception (once); their ids."""
+    found = discount_exceptions(deal)
+    await conn.executemany(
+        """INSERT INTO pricing_exception (deal_id, exception_id, kind, line_id, detail,
+               starts_on, expires_on, status)
+           VALUES ($1, $2, 'discount', $3, $4, $5, $6, 'active') ON CONFLICT DO NOTHING""",
+        [(deal.deal_id, d.exception_id, d.line_id, {"percent": str(d.percent)},
+          deal.start_date, d.expires_on) for d in found],
+    )  # fmt: skip
+    return [d.exception_id for d in found]
 
 
 class RecordsActivities:
@@ -201,6 +216,7 @@ class RecordsActivities:
                 deal.recognition_type.value, jsonable(deal), data.rules_version,
             )  # fmt: skip
             await store_schedule(conn, build_schedule(deal))
+            exceptions = await insert_discount_exceptions(conn, deal)
             await insert_audit_event(
                 conn,
                 AuditEvent(
@@ -209,8 +225,10 @@ class RecordsActivities:
                     action="contract.booked",
                     subject=f"deal:{deal.deal_id}",
                     after={"contract_id": deal.deal_id, "customer_id": c.customer_id,
-                           "tcv": str(deal.tcv()), "arr": str(deal.arr())},
+                           "tcv": str(deal.tcv()), "arr": str(deal.arr()),
+                           "pricing_exceptions": exceptions},
                     rules_version=data.rules_version,
                 ),
             )  # fmt: skip
-        return BookContractResult(contract_id=deal.deal_id, customer_created=created.endswith("1"))
+        return BookContractResult(contract_id=deal.deal_id, customer_created=created.endswith("1"),
+                                  exceptions_booked=True)  # fmt: skip

@@ -1,20 +1,46 @@
-"""The baseline of the standard-path benchmark: Temporal's own cost of an N-step workflow.
+"""The baseline of the standard-path benchmark: Temporal's own cost of the same shape of work.
 
-`BaselineWorkflow` runs `steps` empty activities one after another (the benchmark passes the
-number of activities a deal runs on the standard path), each a regular (not local)
-activity with the deal workflow's timeout and retry policy (`workflows.STEP_TIMEOUT`,
-`workflows.STEP_RETRY`). Whatever the benchmark measures on it is the floor the standard path
-is compared with: server round trips, workflow tasks and the SDK, with no domain work at all.
+A deal on the standard path is a `DealWorkflow` that runs its activities and then starts its
+`ContractWorkflow` child (ABANDON), which runs its first activities (e-mailing the first
+invoice) and then waits on a durable timer for its next invoice date. The baseline has the
+same shape with no domain work at all:
+
+- `BaselineWorkflow` runs `steps` empty activities one after another, then starts a
+  `BaselineContractWorkflow` child with the same parent-close policy and as many search
+  attributes as a contract gets;
+- the child runs `child_steps` empty activities, the last of which records in this process
+  that the child has settled (the benchmark waits for that, as it waits for each contract's
+  first invoice to be e-mailed), then sleeps on a timer.
+
+The benchmark passes the counts it read from the warm-up deals' histories. Every activity is
+a regular (not local) one with the deal workflow's timeout and retry policy
+(`workflows.STEP_TIMEOUT`, `workflows.STEP_RETRY`). Whatever the benchmark measures on it is
+the floor the standard path is compared with: server round trips, workflow tasks, the child
+start, the timer and the SDK.
 
 It lives in its own module so the workflow sandbox re-imports only this small file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from temporalio import activity, workflow
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import STEP_RETRY, STEP_TIMEOUT
+    from workflows import search_attributes as sa
+
+CHILD_WAIT = timedelta(days=30)  # a contract waits on a timer for its next invoice date
+SETTLED: set[str] = set()  # ids of baseline children whose last activity ran (this process)
+
+
+@dataclass(frozen=True)
+class BaselineShape:
+    steps: int  # empty activities in the parent, as a deal runs
+    child_steps: int  # empty activities in the child before its timer, as a new contract runs
 
 
 @activity.defn
@@ -23,17 +49,42 @@ async def empty_step(step: int) -> int:
     return step
 
 
+@activity.defn
+async def last_child_step(workflow_id: str) -> None:
+    """The child's last empty activity: notes that the child has settled."""
+    SETTLED.add(workflow_id)
+
+
+async def _empty_steps(count: int) -> None:
+    for step in range(count):
+        await workflow.execute_activity(
+            empty_step, step, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY
+        )
+
+
+@workflow.defn
+class BaselineContractWorkflow:
+    @workflow.run
+    async def run(self, child_steps: int) -> None:
+        await _empty_steps(child_steps - 1)
+        await workflow.execute_activity(
+            last_child_step, workflow.info().workflow_id,
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+        )  # fmt: skip
+        await workflow.sleep(CHILD_WAIT)
+
+
 @workflow.defn
 class BaselineWorkflow:
     @workflow.run
-    async def run(self, steps: int) -> int:
-        done = 0
-        for step in range(steps):
-            await workflow.execute_activity(
-                empty_step,
-                step,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=STEP_RETRY,
-            )
-            done += 1
-        return done
+    async def run(self, shape: BaselineShape) -> int:
+        await _empty_steps(shape.steps)
+        if shape.child_steps > 0:
+            await workflow.start_child_workflow(
+                BaselineContractWorkflow.run, shape.child_steps,
+                id=f"{workflow.info().workflow_id}-child",
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=sa.contract_attributes("active", 1.0, "USD"),
+                static_summary="baseline child",
+            )  # fmt: skip
+        return shape.steps

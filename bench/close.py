@@ -33,7 +33,7 @@ import asyncpg
 from activities.close_checks import run_checks
 from activities.close_posting import post_period
 from activities.close_report import roll_forward
-from activities.db import DbConnection, create_pool
+from activities.db import DbConnection, as_owner, create_pool
 from models.close import ClosePlan, period_bounds, previous_period
 from models.rules import ClosePolicy
 from starter.database import migrate_async
@@ -354,8 +354,7 @@ WHERE e.period = $1 AND e.key LIKE 'close:%'
 async def baseline(pool: asyncpg.Pool, period: str) -> tuple[float, int, int]:
     """One raw INSERT ... SELECT of the close's rows into scratch tables of the same shape
     (columns, keys, indexes, checks and the lines' foreign key; no triggers)."""
-    async with pool.acquire() as conn:
-        await conn.execute("SET ROLE NONE")  # the owner: the application role creates nothing
+    async with pool.acquire() as conn, as_owner(conn):  # the application role creates nothing
         await conn.execute("DROP TABLE IF EXISTS bench_close_line, bench_close_entry")
         for table in ("entry", "line"):
             await conn.execute(
@@ -370,7 +369,6 @@ async def baseline(pool: asyncpg.Pool, period: str) -> tuple[float, int, int]:
         lines = await conn.fetchval("SELECT count(*) FROM bench_close_line")
         for table in ("line", "entry"):
             await conn.execute(f"DROP TABLE bench_close_{table}")
-        await conn.execute("RESET ROLE")
     return elapsed, entries, lines
 
 
@@ -385,9 +383,8 @@ def bench_plan() -> ClosePlan:
 async def settle(conn: DbConnection, superuser_url: str | None) -> None:
     """What a live database has had time to do after a bulk load: vacuumed and analysed by
     autovacuum, and checkpointed, so no phase pays for the seeding's leftovers."""
-    await conn.execute("SET ROLE NONE")  # the tables' owner
-    await conn.execute("VACUUM (ANALYZE)")
-    await conn.execute("RESET ROLE")
+    async with as_owner(conn):
+        await conn.execute("VACUUM (ANALYZE)")
     if superuser_url is not None:
         admin = await asyncpg.connect(superuser_url)
         try:
@@ -410,9 +407,8 @@ async def measure(
     pool = await create_pool(url, max_size=concurrency + 1)
     try:
         async with pool.acquire() as conn:
-            await conn.execute("SET ROLE NONE")  # the owner, who may ANALYZE while seeding
-            seconds = {"seed": (await timed(seed_book(conn, "bench", contracts, period)))[0]}
-            await conn.execute("RESET ROLE")
+            async with as_owner(conn):  # who may ANALYZE while seeding
+                seconds = {"seed": (await timed(seed_book(conn, "bench", contracts, period)))[0]}
             await settle(conn, superuser_url)
         seconds["close"], posted = await timed(
             post_period(pool, period, batch_size=batch, concurrency=concurrency)

@@ -39,6 +39,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,16 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import Worker
 
 import worker as worker_module
-from bench.baseline import BaselineWorkflow, empty_step
+from bench import baseline as baseline_module
+from bench.baseline import (
+    BaselineContractWorkflow,
+    BaselineShape,
+    BaselineWorkflow,
+    empty_step,
+    last_child_step,
+)
 from models.billing import first_invoice
+from models.calendar_math import ONE_DAY, add_months
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.deal_flow import DealInput, DealOutcome, DealStage
@@ -93,16 +102,46 @@ class Templates:
     excluded: dict[str, str]  # deal id -> why it cannot serve as a standard-path template
 
 
-def standard_path_templates(rules: RuleSet, sample_dir: Path = SAMPLE_DIR) -> Templates:
+def shift_months(data: dict[str, Any], months: int) -> dict[str, Any]:
+    """A book deal (as JSON) moved by whole months: first days stay first days, last days
+    stay last days (an end date is the day before the shifted day after it)."""
+
+    def start(value: str | None) -> str | None:
+        return None if value is None else add_months(date.fromisoformat(value), months).isoformat()
+
+    def last(value: str | None) -> str | None:
+        if value is None:
+            return None
+        return (add_months(date.fromisoformat(value) + ONE_DAY, months) - ONE_DAY).isoformat()
+
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    out["start_date"], out["end_date"] = start(out["start_date"]), last(out["end_date"])
+    out["closed_won_date"] = start(out.get("closed_won_date"))
+    for line in out["lines"]:
+        line["discount_expiry"] = last(line.get("discount_expiry"))
+    for milestone in out.get("milestones", []):
+        milestone["due_date"] = start(milestone["due_date"])
+    return out
+
+
+def standard_path_templates(
+    rules: RuleSet, today: date, sample_dir: Path = SAMPLE_DIR
+) -> Templates:
     """The clean deals of book.json (not "failing" in expected_qa.json) that, for a new
-    customer, pass every gate and bill at signing, so they run every step of the path."""
+    customer, pass every gate and bill at signing, so they run every step of the path.
+
+    Each is moved by whole months to start in `today`'s month, so a run does the same work
+    whatever the date: a term that started months ago would make its contract catch up the
+    periods since (an invoice and an e-mail each), more of them the later the run."""
     book: list[dict[str, Any]] = json.loads((sample_dir / "book.json").read_text("utf-8"))
     expected: dict[str, Any] = json.loads((sample_dir / "expected_qa.json").read_text("utf-8"))
     failing = {str(item["deal_id"]) for item in expected["failing"]}
     kept: list[DealSubmission] = []
     excluded: dict[str, str] = {}
     for raw in book:
-        deal = DealSubmission.model_validate(raw)
+        begins = date.fromisoformat(raw["start_date"])
+        months = (today.year - begins.year) * 12 + today.month - begins.month
+        deal = DealSubmission.model_validate(shift_months(raw, months))
         if deal.deal_id in failing:
             continue
         standing = CustomerStanding.new(f"new-{deal.customer.customer_id}")
@@ -201,6 +240,8 @@ class Phase:
     runs: list[Run]
     timed_out: int
     cpu: dict[str, float] = field(default_factory=dict)
+    settled_at: float = 0.0  # when every child had settled (0: not waited for)
+    unsettled: int = 0  # children still not settled at the deadline
 
     @property
     def ok(self) -> list[Run]:
@@ -215,7 +256,13 @@ class Phase:
         started = [r.start_called for r in self.runs if r.start_called > 0]
         if not started:
             return 0.0
-        return max(r.result_at for r in self.runs) - min(started)
+        return max(self.settled_at, *(r.result_at for r in self.runs)) - min(started)
+
+    @property
+    def settle_s(self) -> float:
+        """How long after the last result the children took to settle."""
+        last = max((r.result_at for r in self.runs), default=0.0)
+        return max(0.0, self.settled_at - last) if self.settled_at else 0.0
 
     @property
     def rate(self) -> float:
@@ -234,6 +281,7 @@ class Phase:
             "wall_s": round(self.wall_s, 3), "workflows_per_s": round(self.rate, 3),
             "p50_s": round(self.latency(50), 3), "p99_s": round(self.latency(99), 3),
             "start_call_p50_s": round(self.start_call(50), 4),
+            "settle_after_last_result_s": round(self.settle_s, 3), "unsettled": self.unsettled,
             "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
             "errors": self.errors[:20],
         }  # fmt: skip
@@ -262,9 +310,12 @@ async def run_phase(
     concurrency: int,
     deadline_s: float,
     meter: CpuMeter | None = None,
+    settled: Callable[[], Awaitable[int]] | None = None,
 ) -> Phase:
     """Start `count` workflows at once (`concurrency` start calls at most in flight) and wait
-    for every result until `deadline_s`; the ones still running then count as timed out."""
+    for every result until `deadline_s`; the ones still running then count as timed out.
+    With `settled` (how many of the phase's children have settled), the phase also waits for
+    all `count` children, and its wall time and CPU run until they have."""
     gate = asyncio.Semaphore(concurrency)
 
     async def drive(i: int) -> Run:
@@ -283,6 +334,7 @@ async def run_phase(
 
     before = meter.sample() if meter else None
     tasks = [asyncio.create_task(drive(i)) for i in range(count)]
+    began = time.monotonic()
     try:
         done, pending = await asyncio.wait(tasks, timeout=deadline_s)
     finally:
@@ -291,9 +343,28 @@ async def run_phase(
         await asyncio.gather(*tasks, return_exceptions=True)
     runs = [task.result() for task in tasks if task in done]
     phase = Phase(label, round_no, runs, timed_out=len(pending))
+    if settled is not None:
+        phase.settled_at, phase.unsettled = await _wait_settled(
+            settled, count, deadline_s - (time.monotonic() - began)
+        )
     if meter and before:
         phase.cpu = CpuMeter.used(before, meter.sample())
     return phase
+
+
+async def _wait_settled(
+    settled: Callable[[], Awaitable[int]], count: int, left_s: float
+) -> tuple[float, int]:
+    """Poll (every 0.1 s, one cheap read each) until `count` children have settled or the
+    time is up; (when they had, or 0.0; how many had not)."""
+    give_up = time.monotonic() + max(left_s, 0.0)
+    while True:
+        found = await settled()
+        if found >= count:
+            return time.time(), 0
+        if time.monotonic() >= give_up:
+            return 0.0, count - found
+        await asyncio.sleep(0.1)
 
 
 # --- where the time goes (history timestamps) ---------------------------------------------
@@ -392,6 +463,20 @@ async def breakdown(client: Client, workflow_id: str) -> Breakdown:
     )  # fmt: skip
 
 
+async def contract_start_activities(client: Client, deal_workflow_id: str) -> tuple[str, ...]:
+    """The activities a deal's contract workflow ran before its first timer."""
+    contract_id = "contract-" + deal_workflow_id.removeprefix("deal-")
+    for _ in range(100):  # the timer follows the last activity by one workflow task
+        types: list[str] = []
+        async for ev in client.get_workflow_handle(contract_id).fetch_history_events():
+            if ev.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+                return tuple(types)
+            if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                types.append(ev.activity_task_scheduled_event_attributes.activity_type.name)
+        await asyncio.sleep(0.2)
+    raise BenchError(f"{contract_id} has not reached its first timer")
+
+
 async def profile(
     client: Client, phase: Phase, sample: int, deadline_s: float = 300.0
 ) -> list[tuple[Run, Breakdown]]:
@@ -451,8 +536,8 @@ def baseline_worker(client: Client, task_queue: str, options: dict[str, Any]) ->
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BaselineWorkflow],
-        activities=[empty_step],
+        workflows=[BaselineWorkflow, BaselineContractWorkflow],
+        activities=[empty_step, last_child_step],
         **options,
     )
 
@@ -497,6 +582,7 @@ class Report:
     breakdowns: dict[str, list[tuple[Run, Breakdown]]]
     steps: int
     deal_activity_types: tuple[str, ...]
+    contract_activity_types: tuple[str, ...]
     worker_options: list[str]
     code_changed: bool
 
@@ -515,7 +601,7 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return any(p.errors or p.timed_out for p in self.phases)
+        return any(p.errors or p.timed_out or p.unsettled for p in self.phases)
 
     def activity_options(self, label: str) -> list[str]:
         return sorted({o for _, b in self.breakdowns.get(label, []) for o in b.activity_options})
@@ -530,6 +616,7 @@ class Bench:
         self.baseline_queue = f"{services.settings.task_queue}-baseline"
         self.steps = 0  # activities per deal on the standard path, counted in the warm-up
         self.deal_activity_types: tuple[str, ...] = ()
+        self.contract_activity_types: tuple[str, ...] = ()  # before the contract's first timer
         self.worker_options: dict[str, Any] = {}
         pieces = {"python (client + both workers)": (os.getpid(), False)}
         if services.stack.temporal is not None:
@@ -565,9 +652,17 @@ class Bench:
                 raise RuntimeError(started.message)
             return self.client.get_workflow_handle_for(DealWorkflow.run, started.workflow_id)
 
+        async def settled() -> int:  # contracts that have e-mailed their first invoice
+            found: int = await self.services.pool.fetchval(
+                "SELECT count(*) FROM audit_event WHERE action = 'invoice.dispatched' "
+                "AND subject LIKE $1", f"deal:bench-{self.tag}-{phase_id}-%",
+            )  # fmt: skip
+            return found
+
         return await run_phase(
             STANDARD, round_no, count, start_one, check_deal,
             concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
+            settled=settled,
         )  # fmt: skip
 
     async def baseline(self, phase_id: str, count: int, deadline_s: float, opts: Options,
@@ -576,7 +671,7 @@ class Bench:
             # The same start options as starter.deal_start.start_deal.
             return await self.client.start_workflow(
                 BaselineWorkflow.run,
-                self.steps,
+                BaselineShape(self.steps, len(self.contract_activity_types)),
                 id=f"bench-baseline-{self.tag}-{phase_id}-{i:05d}",
                 task_queue=self.baseline_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -584,9 +679,15 @@ class Bench:
                 static_summary=f"baseline {i} from bench",
             )
 
+        prefix = f"bench-baseline-{self.tag}-{phase_id}-"
+
+        async def settled() -> int:
+            return sum(1 for child in baseline_module.SETTLED if child.startswith(prefix))
+
         return await run_phase(
             BASELINE, round_no, count, start_one, check_baseline(self.steps),
             concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
+            settled=settled,
         )  # fmt: skip
 
     async def calibrate(self, warm: Phase) -> None:
@@ -601,6 +702,13 @@ class Bench:
             raise BenchError(f"warm-up deals ran different activities: {sorted(counts)}")
         self.deal_activity_types = counts.pop()
         self.steps = len(self.deal_activity_types)
+        contracts = {await contract_start_activities(self.client, run.workflow_id)
+                     for run in warm.ok}  # fmt: skip
+        if len(contracts) != 1:
+            raise BenchError(f"warm-up contracts ran different activities: {sorted(contracts)}")
+        self.contract_activity_types = contracts.pop()
+        if not self.contract_activity_types:
+            raise BenchError("the warm-up contracts ran no activity before their first timer")
 
     async def run(self, opts: Options) -> list[Phase]:
         phases: list[Phase] = []
@@ -611,7 +719,8 @@ class Bench:
         await self.calibrate(phases[-1])
         self.worker_options = await product_worker_options(self.services)
         async with baseline_worker(self.client, self.baseline_queue, self.worker_options):
-            eprint(f"warm-up: {opts.warmup} baseline workflows of {self.steps} empty activities")
+            eprint(f"warm-up: {opts.warmup} baseline workflows of {self.steps} empty activities "
+                   f"and a child of {len(self.contract_activity_types)}")  # fmt: skip
             phases.append(await self.baseline("w", opts.warmup, warm_deadline, opts, 0))
             for r in range(1, opts.rounds + 1):
                 eprint(f"round {r}: {opts.deals} baseline workflows")
@@ -680,7 +789,7 @@ def machine_description() -> dict[str, Any]:
 
 async def benchmark(opts: Options) -> Report:
     rules = load_rules(PROJECT_ROOT / "rules")
-    templates = standard_path_templates(rules)
+    templates = standard_path_templates(rules, date.today())
     machine = machine_description()
     fingerprint = code_fingerprint()
     tag = uuid.uuid4().hex[:6]
@@ -715,6 +824,7 @@ async def benchmark(opts: Options) -> Report:
         breakdowns=breakdowns,
         steps=bench.steps,
         deal_activity_types=bench.deal_activity_types,
+        contract_activity_types=bench.contract_activity_types,
         worker_options=sorted(f"{k}={_brief(v)}" for k, v in bench.worker_options.items()),
         code_changed=code_fingerprint() != fingerprint,
     )
@@ -827,9 +937,14 @@ def print_report(report: Report, opts: Options, command: str) -> None:
     )
     for deal_id, why in report.excluded.items():
         print(f"not a template: {deal_id}: {why}")
+    child = report.contract_activity_types
     print(
         f"standard path: {report.steps} activities per deal "
-        f"({', '.join(report.deal_activity_types)}); baseline: {report.steps} empty activities"
+        f"({', '.join(report.deal_activity_types)}), then the contract workflow (child, "
+        f"ABANDON) runs {len(child)} ({', '.join(child)}) before its first timer; baseline: "
+        f"{report.steps} empty activities, then a child with {len(child)} empty activities "
+        "before a timer. A phase ends when every child has settled (standard path: the first "
+        "invoice e-mailed)."
     )
     for label in report.breakdowns:
         for option in report.activity_options(label):
@@ -872,6 +987,7 @@ def report_json(report: Report, opts: Options, command: str) -> dict[str, Any]:
         "phases": [p.summary() for p in report.phases],
         "steps": report.steps,
         "deal_activity_types": report.deal_activity_types,
+        "contract_activity_types": report.contract_activity_types,
         "worker_options": report.worker_options,
         "activity_options": {label: report.activity_options(label) for label in report.breakdowns},
         "code_changed_during_run": report.code_changed,

@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 
 from activities.contracts import ContractActivities, MeteredInput
-from activities.db import create_pool
+from activities.db import as_owner, create_pool
 from models.deal import DealSubmission
 from models.usage import UsageRecord, parse_usage_records, usage_row
 from starter.database import migrate_async
@@ -101,13 +101,12 @@ def batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 async def baseline_copy(pool: asyncpg.Pool, records: Sequence[UsageRecord], batch: int) -> float:
-    async with pool.acquire() as conn:
-        await conn.execute("SET ROLE NONE")  # the owner: the application role creates nothing
+    async with pool.acquire() as conn, as_owner(conn):  # the application role creates nothing
         await conn.execute("DROP TABLE IF EXISTS bench_usage_copy")
         await conn.execute(
             """CREATE TABLE bench_usage_copy (contract_id text, record_id text, metric text,
-                   quantity numeric(26, 6), occurred_at timestamptz, period text,
-                   PRIMARY KEY (contract_id, record_id))"""
+                       quantity numeric(26, 6), occurred_at timestamptz, period text,
+                       PRIMARY KEY (contract_id, record_id))"""
         )
         started = time.perf_counter()
         for chunk in batches(records, batch):
@@ -117,7 +116,6 @@ async def baseline_copy(pool: asyncpg.Pool, records: Sequence[UsageRecord], batc
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         await conn.execute("DROP TABLE bench_usage_copy")
-        await conn.execute("RESET ROLE")
     return elapsed
 
 

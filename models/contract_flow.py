@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.amendment import Treatment
 from models.contract_terms import ContractTerms
-from models.deal import Identifier
+from models.deal import DealSubmission, Identifier
 from models.money import Money
 from models.rules import RuleSet
 
@@ -96,6 +96,27 @@ class TimeApproval(BaseModel):
     entries: Annotated[list[TimeEntry], Field(min_length=1, max_length=5000)]
 
 
+class DiscountException(BaseModel):
+    """A discount on a contract line, tracked as a pricing exception until it expires."""
+
+    exception_id: str
+    line_id: str
+    percent: Decimal
+    expires_on: date | None
+
+
+def discount_exceptions(deal: DealSubmission) -> list[DiscountException]:
+    """One pricing exception per discounted line, named `discount-<line id>`."""
+    return [DiscountException(exception_id=f"discount-{ln.line_id}", line_id=ln.line_id,
+                              percent=ln.discount_percent, expires_on=ln.discount_expiry)
+            for ln in deal.lines if ln.discount_percent > 0]  # fmt: skip
+
+
+def open_discounts(deal: DealSubmission) -> list[tuple[str, date]]:
+    """(exception id, expiry) of the discounts the contract workflow closes on their day."""
+    return [(d.exception_id, d.expires_on) for d in discount_exceptions(deal) if d.expires_on]
+
+
 class ContractInput(BaseModel):
     """Everything a run of the contract workflow starts from."""
 
@@ -119,6 +140,12 @@ class ContractInput(BaseModel):
     credits: list[CreditBalance] = Field(default_factory=list)
     open_discounts: list[tuple[str, date]] = Field(
         default_factory=list, description="(exception id, expiry) of discounts still running"
+    )
+    exceptions_booked: bool = Field(
+        default=False,
+        description="The deal's book_contract recorded the discounts as pricing exceptions "
+        "and the deal started this workflow with its search attributes (False: contracts "
+        "started before that, whose first run records them itself)",
     )
     amendments: list[str] = Field(default_factory=list, description="Amendment ids taken")
     schedule_version: int = 1

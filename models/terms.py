@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from models.calendar_math import add_months
+from models.contract_terms import booked_consideration
 from models.deal import DealSubmission, RecognitionType
 from models.money import Money, money_sum
 
@@ -32,10 +33,11 @@ def term_years(deal: DealSubmission) -> Decimal:
 
 
 def recurring_total(deal: DealSubmission) -> Money:
-    """The part of TCV that recurs: lines recognised ratably (subscriptions and support)."""
+    """The part of TCV that recurs: lines recognised ratably (subscriptions and support), as
+    booked (a discount that expires inside the term bills list price after it)."""
     return money_sum(
         (
-            line.net_total(deal.currency)
+            booked_consideration(deal, line)
             for line in deal.lines
             if deal.line_recognition(line) is RecognitionType.RATABLE
         ),

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         MilestoneResult,
         TimeApproval,
         TimeApprovalResult,
+        open_discounts,
     )
     from models.contract_invoicing import recurring_invoice, settlement_note
     from models.deal import ProductType, RecognitionType
@@ -229,14 +230,18 @@ class ContractWorkflow:
 
     async def _start(self) -> None:
         deal = self._s.terms.current
-        expiring = await self._activity(ContractActivities.start_contract_records,
-            StartContractInput(contract_id=self._s.contract_id, deal=deal,
-                               rules_version=self._s.rules.version),
-            "track the contract's discounts as pricing exceptions")  # fmt: skip
-        self._s.open_discounts = list(expiring)
-        workflow.upsert_search_attributes([sa.STAGE.value_set(ContractStatus.ACTIVE.value),
-                                           sa.AMOUNT.value_set(float(deal.total_contract_value)),
-                                           sa.CURRENCY.value_set(deal.currency)])  # fmt: skip
+        if self._s.exceptions_booked:  # booked with the contract; listed at start
+            self._s.open_discounts = open_discounts(deal)
+        else:  # a contract whose deal was booked before that
+            expiring = await self._activity(ContractActivities.start_contract_records,
+                StartContractInput(contract_id=self._s.contract_id, deal=deal,
+                                   rules_version=self._s.rules.version),
+                "track the contract's discounts as pricing exceptions")  # fmt: skip
+            self._s.open_discounts = list(expiring)
+            workflow.upsert_search_attributes([
+                sa.STAGE.value_set(ContractStatus.ACTIVE.value),
+                sa.AMOUNT.value_set(float(deal.total_contract_value)),
+                sa.CURRENCY.value_set(deal.currency)])  # fmt: skip
         self._event("contract.started", f"from {deal.start_date} to {deal.end_date}; started by "
                     f"{self._s.started_by}")  # fmt: skip
         if self._s.first_invoice is not None:

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.billing import first_invoice
     from models.case import CaseInput, CaseOutcome, ResolutionAction
-    from models.contract_flow import ContractInput
+    from models.contract_flow import ContractInput, ContractStatus
     from models.contract_invoicing import first_period_billed
     from models.contract_terms import ContractTerms, has_work_after_first_invoice
     from models.customer import CustomerStanding
@@ -68,6 +68,7 @@ class DealWorkflow:
             rules_version=data.rules.version, started_at=workflow.now(),
         )  # fmt: skip
         self._schedule_stored = False
+        self._exceptions_booked = False
         self._standing: CustomerStanding | None = None
         self._cases: dict[
             str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]
@@ -267,7 +268,7 @@ class DealWorkflow:
         while True:
             self._set_stage(DealStage.BOOKING)
             try:
-                await workflow.execute_activity_method(
+                booked = await workflow.execute_activity_method(
                     RecordsActivities.book_contract,
                     BookContractInput(deal=deal, usd_rate=self._rules.credit.usd_rates.get(deal.currency, 0),
                                       rules_version=self._rules.version),
@@ -283,6 +284,7 @@ class DealWorkflow:
                 deal = self._deal
                 continue
             self._schedule_stored = True
+            self._exceptions_booked = booked.exceptions_booked
             return deal
 
     async def _mismatch_resolved(self, cause: ApplicationError) -> bool:
@@ -351,8 +353,11 @@ class DealWorkflow:
             ContractInput(contract_id=deal.deal_id, customer_id=deal.customer.customer_id,
                           terms=terms, rules=self._rules, started_by=workflow.info().workflow_id,
                           billed=billed, next_period=2 if billed else 1,
-                          first_invoice=(inv.number, str(inv.total)) if inv else None),
+                          first_invoice=(inv.number, str(inv.total)) if inv else None,
+                          exceptions_booked=self._exceptions_booked),
             id=contract_id, parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=sa.contract_attributes(ContractStatus.ACTIVE.value,
+                                                     float(deal.total_contract_value), deal.currency),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"contract {deal.deal_id}: {deal.start_date} to {deal.end_date}",
         )  # fmt: skip

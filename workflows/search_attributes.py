@@ -54,3 +54,14 @@ def case_attributes(owner_role: str, check_id: str) -> TypedSearchAttributes:
             SearchAttributePair(SLA_BREACHED, False),
         ]
     )
+
+
+def contract_attributes(stage: str, amount: float, currency: str) -> TypedSearchAttributes:
+    """What a contract workflow is listed under: its status, value and currency."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(STAGE, stage),
+            SearchAttributePair(AMOUNT, amount),
+            SearchAttributePair(CURRENCY, currency),
+        ]
+    )

@@ -25,6 +25,7 @@ from activities.records import (
     RecordGatesInput,
     RecordOutcomeInput,
 )
+from models.contract_flow import discount_exceptions
 from models.customer import CustomerStanding
 from models.deal import DealSubmission
 from models.deal_flow import DealBalances
@@ -97,7 +98,10 @@ class FakeSystems(FakeContractSystems):
                 type=DATA_MISMATCH, non_retryable=True,
             )  # fmt: skip
         self.contracts[data.deal.deal_id] = data
-        return BookContractResult(contract_id=data.deal.deal_id, customer_created=True)
+        for found in discount_exceptions(data.deal):
+            self.pricing_exceptions.setdefault(found.exception_id, "active")
+        return BookContractResult(contract_id=data.deal.deal_id, customer_created=True,
+                                  exceptions_booked=True)  # fmt: skip
 
     @activity.defn(name="open_case")
     async def open_case(self, data: OpenCaseInput) -> CaseRouting:

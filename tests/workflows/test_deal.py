@@ -13,8 +13,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.case import CaseState, CaseStatus, Resolution
+from models.contract_terms import booked_consideration
 from models.customer import CustomerStanding
-from models.deal import BillingFrequency, DealSubmission, PaymentTerms, ProductType, RecognitionType
+from models.deal import (
+    BillingFrequency,
+    DealLine,
+    DealSubmission,
+    PaymentTerms,
+    ProductType,
+    RecognitionType,
+)
 from models.deal_flow import DealInput, DealOutcome, DealStage
 from models.money import Money
 from models.rules import Role, RuleSet
@@ -23,6 +31,7 @@ from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
 from worker import WORKFLOWS, workflow_runner
 from workflows import search_attributes as sa
+from workflows.contract import ContractWorkflow
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
@@ -231,3 +240,39 @@ async def test_milestone_deal_waits_for_delivery_before_billing(
     assert outcome.stage is DealStage.COMPLETED
     assert outcome.invoice_number is None
     assert outcome.recognised == Money.of(0, "USD")
+
+
+async def test_contract_starts_with_its_discounts_booked_and_listed(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    """10 seats at 1,000 list, 10% off (900) through 2030-06-30, for 2030, billed annually.
+    book_contract records the discount as a pricing exception with the contract, so the
+    contract workflow starts knowing its open discount and with its search attributes set,
+    and runs no activity of its own before e-mailing the first invoice."""
+    line = DealLine(
+        line_id="L1", product="Ledgerline Platform", product_type=ProductType.SUBSCRIPTION,
+        quantity=Decimal(10), list_price=Decimal(1000), net_price=Decimal(900),
+        standalone_selling_price=Decimal(900), discount_percent=Decimal(10),
+        discount_expiry=date(2030, 6, 30),
+    )  # fmt: skip
+    draft = annual_saas(start_date=date(2030, 1, 1), end_date=date(2030, 12, 31))
+    draft = draft.model_copy(update={"lines": [line]})
+    tcv = booked_consideration(draft, line).amount
+    deal = draft.model_copy(update={"total_contract_value": tcv, "annual_recurring_value": tcv})
+    outcome = await (await start(env.client, deal, rules, worker.task_queue)).result()
+    assert outcome.stage is DealStage.COMPLETED
+    assert systems.pricing_exceptions == {"discount-L1": "active"}
+    contract = env.client.get_workflow_handle_for(ContractWorkflow.run, f"contract-{deal.deal_id}")
+    for _ in range(100):  # until it waits for its next date, the first invoice e-mailed
+        events = [e async for e in contract.fetch_history_events()]
+        if any(e.HasField("timer_started_event_attributes") for e in events):
+            break
+        await env.sleep(0.1)
+    state = await contract.query(ContractWorkflow.state)
+    assert state.open_discounts == [("discount-L1", date(2030, 6, 30))]
+    listed = (await contract.describe()).typed_search_attributes
+    assert listed.get(sa.STAGE) == "active" and listed.get(sa.CURRENCY) == "USD"
+    assert listed.get(sa.AMOUNT) == float(tcv)
+    ran = [e.activity_task_scheduled_event_attributes.activity_type.name
+           for e in events if e.HasField("activity_task_scheduled_event_attributes")]  # fmt: skip
+    assert ran == ["dispatch_invoice"]
