@@ -106,17 +106,35 @@ class _Billed(NamedTuple):
 def billing_plan(deal: DealSubmission) -> list[BillingEvent]:
     """Every invoice due on a schedule, by date; lines on the same date share one event.
     Raises ValueError for a term that ends before it starts (QA refuses it earlier)."""
+    return _events(_billed(deal, first_periods_only=False))
+
+
+def first_invoice(deal: DealSubmission) -> BillingEvent | None:
+    """The first invoice of the plan; None when nothing is billable on a schedule."""
+    billed = _billed(deal, first_periods_only=True)
+    if any(b.line.amount.is_zero() for b in billed):  # a free first period: look further
+        billed = _billed(deal, first_periods_only=False)
+    plan = _events(billed)
+    return plan[0] if plan else None
+
+
+def _billed(deal: DealSubmission, *, first_periods_only: bool) -> list[_Billed]:
     if deal.end_date < deal.start_date:
         raise ValueError(
             f"Deal {deal.deal_id} ends {deal.end_date} before it starts {deal.start_date}"
         )
+    terms = ContractTerms.booked(deal)
     billed: list[_Billed] = []
     for line in deal.lines:
         basis = billing_basis(deal, line)
         if basis is BillingBasis.RECURRING:
-            billed.extend(_recurring(deal, line))
+            billed.extend(_recurring(terms, line, first_periods_only))
         elif basis is BillingBasis.ON_DELIVERY:
             billed.append(_on_delivery(deal, line))
+    return billed
+
+
+def _events(billed: list[_Billed]) -> list[BillingEvent]:
     billed = [b for b in billed if not b.line.amount.is_zero()]
     billed.sort(key=lambda b: b.invoice_date)  # stable: lines keep contract order
     return [
@@ -124,19 +142,12 @@ def billing_plan(deal: DealSubmission) -> list[BillingEvent]:
     ]
 
 
-def first_invoice(deal: DealSubmission) -> BillingEvent | None:
-    """The first invoice of the plan; None when nothing is billable on a schedule."""
-    plan = billing_plan(deal)
-    return plan[0] if plan else None
-
-
-def _recurring(deal: DealSubmission, line: DealLine) -> list[_Billed]:
-    terms = ContractTerms.booked(deal)
+def _recurring(terms: ContractTerms, line: DealLine, first_only: bool) -> list[_Billed]:
     periods, kind = terms.periods, line.product_type.value
     return [
         _Billed(p.start, period_line(terms, line, p, terms.line_amount(line.line_id, p)),
                 f"{kind} period {p.number} of {len(periods)}")
-        for p in periods
+        for p in (periods[:1] if first_only else periods)
     ]  # fmt: skip
 
 

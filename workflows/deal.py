@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RecordOutcomeInput,
         RecordsActivities,
     )
-    from models.billing import first_invoice
+    from models.billing import BillingEvent, first_invoice
     from models.case import CaseInput, CaseOutcome, ResolutionAction
     from models.contract_flow import ContractInput, ContractStatus
     from models.contract_invoicing import first_period_billed
@@ -69,6 +69,7 @@ class DealWorkflow:
         )  # fmt: skip
         self._schedule_stored = False
         self._exceptions_booked = False
+        self._first_event: BillingEvent | None = None  # the first invoice's lines
         self._standing: CustomerStanding | None = None
         self._cases: dict[
             str, workflow.ChildWorkflowHandle[ExceptionCaseWorkflow, CaseOutcome]
@@ -308,7 +309,7 @@ class DealWorkflow:
 
     async def _issue_first_invoice(self, deal: DealSubmission) -> None:
         self._set_stage(DealStage.INVOICING)
-        event = first_invoice(deal)
+        event = self._first_event = first_invoice(deal)
         if event is None:
             self._state.billing_note = (
                 f"nothing billable at signing: billed on {deal.billing_frequency.value}"
@@ -346,7 +347,7 @@ class DealWorkflow:
         work is done, the contract's is not)."""
         terms = ContractTerms.booked(deal, self._rules.billing.proration_day_count)
         inv = self._state.invoice
-        billed = first_period_billed(terms, first_invoice(deal)) if inv else {}
+        billed = first_period_billed(terms, self._first_event) if inv else {}
         contract_id = f"contract-{deal.deal_id}"
         await workflow.start_child_workflow(
             ContractWorkflow.run,

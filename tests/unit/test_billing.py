@@ -262,6 +262,14 @@ def test_billing_plan_has_one_event_per_date_within_the_term(deal: DealSubmissio
     assert first is None or first.invoice_date == deal.start_date
 
 
+@given(deals())
+def test_first_invoice_is_the_plans_first_event(deal: DealSubmission) -> None:
+    """first_invoice builds only the first periods; it must agree with the whole plan."""
+    plan = billing_plan(deal)
+
+    assert first_invoice(deal) == (plan[0] if plan else None)
+
+
 @given(deals(product_types=(ProductType.SERVICES,)))
 def test_milestone_invoices_sum_to_their_line(deal: DealSubmission) -> None:
     for line in deal.lines:
