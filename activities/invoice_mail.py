@@ -28,22 +28,26 @@ def invoice_message_id(number: str, domain: str) -> str:
 
 
 def invoice_subject(view: InvoiceView) -> str:
-    """'Invoice LLUS-000042 from Ledgerline Inc.: 143,715.00 USD due 2026-01-31'."""
+    """'Invoice LLUS-000042 from Ledgerline Inc.: 143,715.00 USD due 2026-01-31', or
+    'Credit note LLUS-CN-000003 from Ledgerline Inc.: -143,715.00 USD credited'."""
+    owed = "credited" if view.is_credit_note else f"due {view.due_date}"
     return " ".join(
-        f"Invoice {view.number} from {view.issuer_name}: {view.total} due {view.due_date}".split()
+        f"{view.kind} {view.number} from {view.issuer_name}: {view.total} {owed}".split()
     )
 
 
 def invoice_text(view: InvoiceView, attachment: str) -> str:
-    """The plain-text part: what AP files the invoice by, and how to pay it."""
-    rows = [*view.meta, ("Service period", view.service_period), ("Total due", view.total)]
-    table = "\n".join(f"  {label:<16}{value}" for label, value in rows)
+    """The plain-text part: what AP files the document by, and how to pay (or apply) it."""
+    total = "Total credited" if view.is_credit_note else "Total due"
+    rows = [*view.meta, ("Service period", view.service_period), (total, view.total)]
+    table = "\n".join(f"  {label:<20}{value}" for label, value in rows)
+    settle = ("" if view.is_credit_note else f"Payment: {view.remit_to}\n") + view.payment_reference
     return (
         f"Dear {view.attention},\n\n"
-        f"Please find attached invoice {view.number} to {view.bill_to_name}, "
+        f"Please find attached {view.kind.lower()} {view.number} to {view.bill_to_name}, "
         f"issued by {view.issuer_name}:\n\n{table}\n\n"
-        f"Payment: {view.remit_to}\n{view.payment_reference}\n\n"
-        f"The invoice is the attached PDF, {attachment}.\n\n"
+        f"{settle}\n\n"
+        f"The {view.kind.lower()} is the attached PDF, {attachment}.\n\n"
         f"{view.issuer_name}\n" + "\n".join(view.issuer_address) + "\n"
     )
 

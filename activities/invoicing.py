@@ -90,13 +90,13 @@ async def issue_in_transaction(
 
 async def _number(conn: DbConnection, draft: InvoiceDraft) -> Invoice:
     sequence: int = await conn.fetchval(
-        """INSERT INTO invoice_sequence (entity_code, last_number) VALUES ($1, 1)
-           ON CONFLICT (entity_code)
+        """INSERT INTO invoice_sequence (entity_code, series, last_number) VALUES ($1, $2, 1)
+           ON CONFLICT (entity_code, series)
            DO UPDATE SET last_number = invoice_sequence.last_number + 1
            RETURNING last_number""",
-        draft.entity.code,
-    )
-    number = invoice_number(draft.entity.invoice_prefix, sequence)
+        draft.entity.code, draft.series,
+    )  # fmt: skip
+    number = invoice_number(draft.entity.invoice_prefix, sequence, draft.series)
     return Invoice(**draft.model_dump(), number=number)
 
 
@@ -105,10 +105,10 @@ async def _store(conn: DbConnection, invoice: Invoice, key: str) -> None:
     await conn.execute(
         """INSERT INTO invoice (number, entity_code, sequence, idempotency_key, deal_id,
                customer_id, currency, invoice_date, due_date, po_number, subtotal, tax,
-               total, document)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+               total, document, series)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
         invoice.number, invoice.entity.code, sequence, key, invoice.deal_id,
         invoice.customer_id, invoice.currency, invoice.invoice_date, invoice.due_date,
         invoice.po_number, invoice.subtotal.amount, invoice.tax.amount, invoice.total.amount,
-        jsonable(invoice),
+        jsonable(invoice), invoice.series,
     )  # fmt: skip

@@ -47,11 +47,27 @@ class InvoiceDraft(BaseModel):
     tax_exempt: bool
     exemption_certificate: str | None = None
 
+    @property
+    def is_credit_note(self) -> bool:
+        """A negative total credits the customer: a credit note, with its own number series."""
+        return self.total.amount < 0
+
+    @property
+    def series(self) -> str:
+        return CREDIT_NOTE_SERIES if self.is_credit_note else INVOICE_SERIES
+
 
 class Invoice(InvoiceDraft):
-    """An issued invoice: numbered gap-free within its issuing entity."""
+    """An issued invoice or credit note: numbered gap-free within its entity's series."""
 
-    number: str = Field(description="'<entity prefix>-<6-digit sequence>', e.g. LLUS-000042")
+    number: str = Field(
+        description="'<entity prefix>-<6-digit sequence>' for an invoice (LLUS-000042), "
+        "'<entity prefix>-CN-<6-digit sequence>' for a credit note (LLUS-CN-000003)"
+    )
+
+
+INVOICE_SERIES = "invoice"
+CREDIT_NOTE_SERIES = "credit_note"
 
 
 class InvoiceNotIssuable(ValueError):
@@ -108,6 +124,8 @@ def draft_invoice(
     )
 
 
-def invoice_number(prefix: str, sequence: int) -> str:
-    """'LLUS-000042': the entity's prefix and its gap-free sequence."""
-    return f"{prefix}-{sequence:06d}"
+def invoice_number(prefix: str, sequence: int, series: str = "invoice") -> str:
+    """'LLUS-000042': the entity's prefix and its gap-free sequence; a credit note's number
+    says so ('LLUS-CN-000003'), from a sequence of its own."""
+    marker = "-CN" if series == CREDIT_NOTE_SERIES else ""
+    return f"{prefix}{marker}-{sequence:06d}"

@@ -56,6 +56,10 @@ _COUNTRY_NAMES: dict[str, str] = {
 }  # fmt: skip
 
 
+INVOICE = "Invoice"
+CREDIT_NOTE = "Credit note"
+
+
 class InvoiceRenderError(ValueError):
     """The invoice cannot be rendered faithfully (e.g. text the embedded font cannot draw)."""
 
@@ -77,6 +81,7 @@ class LineView:
 class InvoiceView:
     """Every string printed on the invoice, shared by the HTML and the PDF."""
 
+    kind: str  # "Invoice" or "Credit note"
     number: str
     issuer_name: str
     issuer_address: tuple[str, ...]
@@ -105,14 +110,25 @@ class InvoiceView:
     payment_reference: str
 
     @property
+    def is_credit_note(self) -> bool:
+        return self.kind == CREDIT_NOTE
+
+    @property
+    def title(self) -> str:
+        """The heading: INVOICE or CREDIT NOTE."""
+        return self.kind.upper()
+
+    @property
+    def emphasised(self) -> frozenset[str]:
+        return frozenset({f"{self.kind} number", "Due date", "PO number"})
+
+    @property
     def meta(self) -> tuple[tuple[str, str], ...]:
-        """The label/value block under INVOICE; the PO only when there is one."""
-        rows = [
-            ("Invoice number", self.number),
-            ("Invoice date", self.invoice_date),
-            ("Due date", self.due_date),
-            ("Payment terms", self.payment_terms),
-        ]
+        """The label/value block under the title; the PO only when there is one. A credit
+        note is not paid, so it has no due date or payment terms."""
+        rows = [(f"{self.kind} number", self.number), (f"{self.kind} date", self.invoice_date)]
+        if not self.is_credit_note:
+            rows += [("Due date", self.due_date), ("Payment terms", self.payment_terms)]
         if self.po_number:
             rows.append(("PO number", self.po_number))
         rows += [("Currency", self.currency), ("Customer ID", self.customer_id)]
@@ -120,11 +136,25 @@ class InvoiceView:
 
     @property
     def total_caption(self) -> str:
+        if self.is_credit_note:
+            return f"Total credited ({self.currency})"
         return f"Total due ({self.currency})"
 
     @property
     def due_line(self) -> str:
+        if self.is_credit_note:
+            return "Nothing to pay: this credit reduces what you owe us"
         return f"Payment due {self.due_date} ({self.payment_terms})"
+
+    @property
+    def payment_heading(self) -> str:
+        return "Applying this credit" if self.is_credit_note else "Payment instructions"
+
+    @property
+    def payment_lines(self) -> tuple[str, ...]:
+        if self.is_credit_note:
+            return (self.payment_reference,)
+        return (f"Remit to: {self.remit_to}", self.payment_reference)
 
     def texts(self) -> Iterator[str]:
         """Every string the documents print (to check the font can draw them)."""
@@ -190,9 +220,14 @@ def invoice_view(invoice: Invoice) -> InvoiceView:
     """The printed strings of `invoice`."""
     entity, contact = invoice.entity, invoice.bill_to_contact
     po = (invoice.po_number or "").strip() or None
-    reference = f"Please quote invoice {invoice.number}"
-    reference += f" and PO {po} with your payment." if po else " with your payment."
+    if invoice.is_credit_note:
+        reference = f"Please quote credit note {invoice.number}"
+        reference += f" and PO {po} when you apply it." if po else " when you apply it."
+    else:
+        reference = f"Please quote invoice {invoice.number}"
+        reference += f" and PO {po} with your payment." if po else " with your payment."
     return InvoiceView(
+        kind=CREDIT_NOTE if invoice.is_credit_note else INVOICE,
         number=invoice.number,
         issuer_name=entity.legal_name,
         issuer_address=address_lines(entity.address),
@@ -322,7 +357,7 @@ class _InvoicePdf(FPDF):
         self.cell(
             self.epw / 2,
             6,
-            f"Invoice {self.view.number} (continued)",
+            f"{self.view.kind} {self.view.number} (continued)",
             align="R",
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
@@ -338,7 +373,7 @@ class _InvoicePdf(FPDF):
         self.set_font(FONT, "", 7.5)
         self.set_text_color(*_MUTED)
         third = self.epw / 3
-        self.cell(third, 4, f"{self.view.issuer_name} · Invoice {self.view.number}")
+        self.cell(third, 4, f"{self.view.issuer_name} · {self.view.kind} {self.view.number}")
         self.cell(third, 4, "" if self.totals_printed else "Continued on next page", align="C")
         self.cell(third, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
@@ -385,7 +420,8 @@ def _label(text: str) -> tuple[str, str, float, tuple[int, int, int]]:
 
 
 def _heading(pdf: _InvoicePdf, v: InvoiceView) -> None:
-    """Page 1: issuer and the INVOICE block side by side, then bill-to and service period."""
+    """Page 1: issuer and the title block (INVOICE or CREDIT NOTE) side by side, then bill-to
+    and service period."""
     top = pdf.t_margin
     left_w = pdf.epw * 0.52
     right_x, right_w = pdf.l_margin + left_w + 6, pdf.epw - left_w - 6
@@ -401,12 +437,12 @@ def _heading(pdf: _InvoicePdf, v: InvoiceView) -> None:
     pdf.set_xy(right_x, top - 1.5)
     pdf.set_font(FONT, "B", 22)
     pdf.set_text_color(*_ACCENT)
-    pdf.cell(right_w, 10, "INVOICE", align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.cell(right_w, 10, v.title, align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.ln(1.5)
     label_w = 30.0
     for label, value in v.meta:
         y = pdf.get_y()
-        emphasised = label in {"Invoice number", "Due date", "PO number"}
+        emphasised = label in v.emphasised
         pdf.set_xy(right_x, y)
         pdf.set_font(FONT, "", 8.5)
         pdf.set_text_color(*_MUTED)
@@ -535,10 +571,9 @@ def _closing(pdf: _InvoicePdf, v: InvoiceView) -> None:
         pdf.l_margin + 4,
         pdf.epw - 8,
         [
-            _label("Payment instructions"),
+            _label(v.payment_heading),
             ("", "", 1.5, _INK),
-            (f"Remit to: {v.remit_to}", "", 9.0, _INK),
-            (v.payment_reference, "", 9.0, _INK),
+            *((text, "", 9.0, _INK) for text in v.payment_lines),
         ],
     )
     pdf.ln(3)
@@ -567,9 +602,9 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     if not western:
         _check_drawable(pdf, v.texts())
     pdf.set_creation_date(datetime.combine(invoice.invoice_date, time(0), tzinfo=UTC))
-    pdf.set_title(f"Invoice {v.number}")
+    pdf.set_title(f"{v.kind} {v.number}")
     pdf.set_author(v.issuer_name)
-    pdf.set_subject(f"Invoice {v.number} to {v.bill_to_name}")
+    pdf.set_subject(f"{v.kind} {v.number} to {v.bill_to_name}")
     pdf.set_lang("en")
     pdf.add_page()
     _heading(pdf, v)

@@ -298,20 +298,26 @@ class PricingExceptionRecord(SQLModel, table=True):
 
 
 class InvoiceSequence(SQLModel, table=True):
-    """The next invoice number of each issuing entity, taken in the invoice's transaction."""
+    """The last number of each issuing entity's series ('invoice', 'credit_note'), taken in
+    the invoice's transaction."""
 
     __tablename__ = "invoice_sequence"
 
     entity_code: str = Field(sa_column=Column(Text, primary_key=True))
+    series: str = Field(sa_column=Column(Text, primary_key=True, server_default="invoice"))
     last_number: int = Field(default=0, nullable=False)
 
 
 class InvoiceRecord(SQLModel, table=True):
     __tablename__ = "invoice"
-    __table_args__ = (UniqueConstraint("entity_code", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("entity_code", "series", "sequence"),
+        CheckConstraint("series IN ('invoice', 'credit_note')", name="invoice_series_known"),
+    )
 
     number: str = Field(sa_column=Column(Text, primary_key=True))
     entity_code: str = Field(sa_column=Column(Text, nullable=False))
+    series: str = Field(sa_column=Column(Text, nullable=False, server_default="invoice"))
     sequence: int = Field(nullable=False)
     idempotency_key: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     deal_id: str = Field(sa_column=Column(Text, nullable=False, index=True))

@@ -59,13 +59,13 @@ async def test_invoices_are_gap_free_per_entity_and_total_subtotal_plus_tax(
         if deal.po_required:
             assert r["po_number"] == deal.po_number
     all_numbers = await services.pool.fetch(
-        "SELECT entity_code, sequence FROM invoice ORDER BY 1, 2"
+        "SELECT entity_code, series, sequence FROM invoice ORDER BY 1, 2, 3"
     )
-    sequences: dict[str, list[int]] = defaultdict(list)
-    for r in all_numbers:
-        sequences[r["entity_code"]].append(r["sequence"])
-    for entity, numbers in sequences.items():
-        assert numbers == list(range(1, len(numbers) + 1)), entity
+    sequences: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for r in all_numbers:  # invoices and credit notes are numbered in series of their own
+        sequences[r["entity_code"], r["series"]].append(r["sequence"])
+    for series, numbers in sequences.items():
+        assert numbers == list(range(1, len(numbers) + 1)), series
 
 
 async def test_each_deal_ties_to_its_ledger(

@@ -186,7 +186,7 @@ async def test_invoice_reaches_the_billing_contact_with_its_pdf(
     assert plain is not None and html is not None
     text = plain.get_content()
     assert "Dear Ada Billing," in text
-    assert "Total due       130,650.00 USD" in text and "PO number       PO-7781" in text
+    assert f"{'Total due':<20}130,650.00 USD" in text and f"{'PO number':<20}PO-7781" in text
     assert f"Please quote invoice {invoice.number} and PO PO-7781" in text
     assert "PO-7781" in html.get_content() and invoice.number in html.get_content()
 

@@ -21,7 +21,7 @@ from activities.invoicing import InvoicingActivities, IssueInvoiceInput, IssueIn
 from models.audit import AuditEvent
 from models.billing import first_invoice
 from models.deal import DealSubmission
-from models.invoice import InvoiceDraft, draft_invoice
+from models.invoice import Invoice, InvoiceDraft, draft_invoice
 from models.ledger import Account
 from starter.services import Services
 from tests.integration.helpers import book_deal, unique_deal_id
@@ -446,14 +446,18 @@ def issue_input(services: Services, draft: InvoiceDraft) -> IssueInvoiceInput:
     )
 
 
-async def numbering_by_entity(services: Services) -> dict[str, tuple[list[int], int]]:
-    """Per entity: the sequences of every stored invoice, and the series' last number."""
+async def numbering_by_entity(
+    services: Services, series: str = "invoice"
+) -> dict[str, tuple[list[int], int]]:
+    """Per entity: the sequences of every stored document of `series`, and its last number."""
     rows = await services.pool.fetch(
         """SELECT s.entity_code, s.last_number,
                   coalesce(array_agg(i.sequence ORDER BY i.sequence)
                            FILTER (WHERE i.sequence IS NOT NULL), '{}') AS sequences
-           FROM invoice_sequence s LEFT JOIN invoice i ON i.entity_code = s.entity_code
-           GROUP BY s.entity_code, s.last_number"""
+           FROM invoice_sequence s
+           LEFT JOIN invoice i ON i.entity_code = s.entity_code AND i.series = s.series
+           WHERE s.series = $1 GROUP BY s.entity_code, s.last_number""",
+        series,
     )
     return {r["entity_code"]: (list(r["sequences"]), r["last_number"]) for r in rows}
 
@@ -490,6 +494,49 @@ async def test_concurrent_issuance_numbers_every_entity_without_gaps_or_duplicat
     )
     assert len(stored) == 20
     assert all(r["entries"] == 1 and r["debits"] == r["credits"] == r["total"] for r in stored)
+
+
+def credit_note_for(invoice: Invoice) -> InvoiceDraft:
+    """A credit note taking the whole invoice back (as a cancellation before service would)."""
+    lines = [ln.model_copy(update={"amount": -ln.amount, "unit_price": -ln.unit_price})
+             for ln in invoice.lines]  # fmt: skip
+    return InvoiceDraft.model_validate(invoice.model_dump(exclude={"number"}) | {
+        "lines": lines, "subtotal": -invoice.subtotal, "tax": -invoice.tax,
+        "total": -invoice.total, "reason": f"credit note for {invoice.number}: cancelled"})  # fmt: skip
+
+
+async def test_credit_notes_are_numbered_in_their_own_gap_free_series(services: Services) -> None:
+    """Four invoices, then their four credit notes at once: each entity's credit notes count
+    1, 2, ... as LLxx-CN-nnnnnn, and the invoice series goes on where it was."""
+    invoicing = InvoicingActivities(services.pool)
+    drafts = [first_invoice_draft(services, "hs-deal-90406") for _ in range(2)]
+    drafts += [first_invoice_draft(services, "hs-deal-90401") for _ in range(2)]
+    invoices = [(await invoicing.issue_invoice(issue_input(services, d))).invoice for d in drafts]
+    before = await numbering_by_entity(services, "credit_note")
+
+    credited = await asyncio.gather(*(
+        invoicing.issue_invoice(IssueInvoiceInput(
+            draft=credit_note_for(inv), idempotency_key=f"deal:{inv.deal_id}:credit-note",
+            rules_version=services.rules.version))
+        for inv in invoices))  # fmt: skip
+
+    notes = [c.invoice for c in credited]
+    for invoice, note in zip(invoices, notes, strict=True):
+        prefix = invoice.number.rsplit("-", 1)[0]
+        assert note.number.startswith(f"{prefix}-CN-"), note.number
+        assert note.is_credit_note and note.total == -invoice.total
+    after = await numbering_by_entity(services, "credit_note")
+    for entity, (sequences, last_number) in after.items():
+        assert sequences == list(range(1, last_number + 1)), f"{entity}: gap or duplicate"
+    counted = {e: after[e][1] - before.get(e, ([], 0))[1] for e in after}
+    assert counted == {"LL-UK": 2, "LL-EU": 2}
+    for entity, (sequences, last_number) in (await numbering_by_entity(services)).items():
+        assert sequences == list(range(1, last_number + 1)), f"{entity}: gap or duplicate"
+    stored = await services.pool.fetch(
+        "SELECT number, series FROM invoice WHERE number = ANY($1::text[])",
+        [n.number for n in notes],
+    )
+    assert {r["series"] for r in stored} == {"credit_note"}
 
 
 async def test_an_invoice_that_cannot_be_posted_consumes_no_number(

@@ -387,3 +387,44 @@ def test_every_page_of_a_long_invoice_has_a_header_and_clean_margins(rules: Rule
         assert ink(image, (0, 0, width, height // 10)) > 0.01, f"page {page + 1} has no header"
         assert ink(image, (width - margin, 0, width, height)) == 0, f"page {page + 1} cut off"
         assert ink(image, (0, height - margin, width, height)) == 0
+
+
+# --- credit notes -------------------------------------------------------------------------
+
+
+def credit_note(invoice: Invoice, number: str = "LLUS-CN-000003") -> Invoice:
+    """The whole invoice credited back: every amount negated, numbered in the credit series."""
+    lines = [ln.model_copy(update={"amount": -ln.amount, "unit_price": -ln.unit_price})
+             for ln in invoice.lines]  # fmt: skip
+    return invoice.model_copy(update={
+        "number": number, "lines": lines, "subtotal": -invoice.subtotal, "tax": -invoice.tax,
+        "total": -invoice.total, "reason": "cancelled on 2026-01-01: the year credited"})  # fmt: skip
+
+
+CREDIT_NOTE_FACTS = [
+    "CREDIT NOTE",
+    "Credit note number LLUS-CN-000003",
+    "Credit note date 2026-01-01",
+    "PO number PO-7781",
+    "Acme Corporation Inc.",
+    "Subtotal -132,000.00 USD",
+    "NY sales tax 8.875% -11,715.00 USD",
+    "Total credited (USD) -143,715.00 USD",
+    "Nothing to pay: this credit reduces what you owe us",
+    "APPLYING THIS CREDIT",
+    "Please quote credit note LLUS-CN-000003 and PO PO-7781 when you apply it.",
+]
+
+
+def test_a_credit_note_says_so_and_asks_for_no_payment(rules: RuleSet) -> None:
+    note = credit_note(issue(contract(), rules))
+    text, _ = html_text(render_invoice_html(note))
+    pages = pdf_pages(render_invoice_pdf(note))
+
+    for shown in (text, pages[0]):
+        assert_in_order(shown.replace("Applying this credit", "APPLYING THIS CREDIT"),
+                        CREDIT_NOTE_FACTS)  # fmt: skip
+        for absent in ("INVOICE", "Invoice number", "Due date", "Total due", "Remit to"):
+            assert absent not in shown, absent
+    metadata = pypdf.PdfReader(io.BytesIO(render_invoice_pdf(note))).metadata
+    assert metadata is not None and metadata.title == "Credit note LLUS-CN-000003"

@@ -136,9 +136,11 @@ class FakeSystems(FakeContractSystems):
         self._seen()
         existing = next((i for k, i in self.invoices.items() if k == data.idempotency_key), None)
         if existing is None:
-            self.sequences[data.draft.entity.code] += 1
+            self.sequences[f"{data.draft.entity.code}:{data.draft.series}"] += 1
             number = invoice_number(
-                data.draft.entity.invoice_prefix, self.sequences[data.draft.entity.code]
+                data.draft.entity.invoice_prefix,
+                self.sequences[f"{data.draft.entity.code}:{data.draft.series}"],
+                data.draft.series,
             )
             existing = Invoice(**data.draft.model_dump(), number=number)
             self.invoices[data.idempotency_key] = existing

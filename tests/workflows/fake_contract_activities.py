@@ -79,8 +79,9 @@ class FakeContractSystems:
         if key in self.invoices:
             return self.invoices[key]
         draft = draft_invoice(deal, event, rules, issued_on=issued_on)
-        self.sequences[draft.entity.code] += 1
-        number = invoice_number(draft.entity.invoice_prefix, self.sequences[draft.entity.code])
+        series = f"{draft.entity.code}:{draft.series}"
+        self.sequences[series] += 1
+        number = invoice_number(draft.entity.invoice_prefix, self.sequences[series], draft.series)
         invoice = Invoice(**draft.model_dump(), number=number)
         self.invoices[key] = invoice
         b = self.balances_of(deal.deal_id, deal.currency)
@@ -90,8 +91,7 @@ class FakeContractSystems:
         return invoice
 
     def contract_invoices(self, deal_id: str) -> list[Invoice]:
-        return sorted((i for i in self.invoices.values() if i.deal_id == deal_id),
-                      key=lambda i: int(i.number.rsplit("-", 1)[1]))  # fmt: skip
+        return [i for i in self.invoices.values() if i.deal_id == deal_id]  # in issue order
 
     @activity.defn(name="start_contract_records")
     async def start_contract_records(self, data: StartContractInput) -> list[tuple[str, date]]:
