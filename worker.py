@@ -123,6 +123,7 @@ def activity_list(
         contracts.customer_on_credit_hold,
         contracts.close_pricing_exception,
         contracts.record_credit,
+        contracts.record_billing_contact,
         contracts.record_milestone_delivery,
         contracts.record_time_approval,
         contracts.invoice_metered,

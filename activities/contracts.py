@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -37,7 +37,7 @@ from models.contract_flow import (
 )
 from models.contract_invoicing import rated_line, usage_lines_by_metric
 from models.contract_terms import ContractTerms
-from models.deal import DealSubmission
+from models.deal import Contact, DealSubmission
 from models.invoice import Invoice, draft_invoice
 from models.ledger import Account, recognition_entry
 from models.modification import CreditTooLarge, credited_schedule, modified_schedule
@@ -97,6 +97,16 @@ class ExceptionStatusInput(BaseModel):
     rules_version: str
 
 
+class BillingContactInput(BaseModel):
+    contract_id: str
+    customer_id: str
+    contact: Contact
+    key: str = Field(description="Idempotency: one change per re-send, e.g. LLUS-000042:resend-1")
+    requested_by: str
+    reason: str
+    rules_version: str
+
+
 class CreditInput(BaseModel):
     contract_id: str
     credit: Credit
@@ -136,6 +146,20 @@ class ContractActivities:
                 "SELECT on_credit_hold FROM customer WHERE customer_id = $1", customer_id
             )
         return bool(held)
+
+    @activity.defn
+    async def record_billing_contact(self, data: BillingContactInput) -> None:
+        """The customer's corrected billing contact, for every invoice from now on. The audit
+        event names who changed it and why, never the address (as for every e-mail)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE customer SET billing_contact = $2 WHERE customer_id = $1",
+                data.customer_id, jsonable(data.contact),
+            )  # fmt: skip
+            await insert_audit_event(conn, _audit(data.contract_id,
+                f"billing-contact:{data.key}", "customer.billing_contact_changed",
+                {"customer_id": data.customer_id, "reason": data.reason},
+                data.rules_version, actor=data.requested_by))  # fmt: skip
 
     @activity.defn
     async def close_pricing_exception(self, data: ExceptionStatusInput) -> None:

@@ -43,6 +43,7 @@ from activities.invoice_mail import (
 from activities.notifications import Recipient, SmtpSettings
 from activities.smtp_send import FailureKind, classify, submit
 from models.audit import SYSTEM_ACTOR, AuditEvent
+from models.deal import Contact
 from models.invoice import Invoice
 from models.invoice_document import (
     InvoiceRenderError,
@@ -56,6 +57,17 @@ log = structlog.get_logger(__name__)
 class DispatchInvoiceInput(BaseModel):
     invoice_number: str = Field(min_length=1, description="e.g. LLUS-000042")
     rules_version: str = Field(description="Recorded on the audit event")
+    resend: int = Field(
+        default=0,
+        ge=0,
+        description="0: the invoice's e-mail; n: its n-th re-send (an e-mail "
+        "and a record of its own)",
+    )
+    send_to: Contact | None = Field(
+        default=None,
+        description="A corrected billing contact to send to instead of the one "
+        "printed on the invoice (re-sends only)",
+    )
 
 
 class DispatchInvoiceResult(BaseModel):
@@ -92,13 +104,15 @@ class InvoiceDispatchActivities:
         async with self._pool.acquire() as conn:
             invoice = await _load_invoice(conn, data.invoice_number)
             pdf = _render_pdf(invoice)
-            recipient = _recipient(invoice)
-            await _claim(conn, invoice, recipient, smtp.domain)
+            to = data.send_to or invoice.bill_to_contact
+            recipient = Recipient(person=f"customer:{invoice.customer_id}", name=to.name,
+                                  email=to.email)  # fmt: skip
+            await _claim(conn, invoice, recipient, smtp.domain, data.resend)
             async with conn.transaction():
                 row = await conn.fetchrow(
                     """SELECT status, message_id, created_at, sent_at FROM notification
                        WHERE idempotency_key = $1 FOR UPDATE""",
-                    dispatch_key(invoice.number),
+                    dispatch_key(invoice.number, data.resend),
                 )
                 assert row is not None, "inserted just before"
                 message_id: str = row["message_id"]
@@ -106,9 +120,9 @@ class InvoiceDispatchActivities:
                 sent_at: datetime = row["sent_at"]
                 if not already_sent:
                     message = build_invoice_message(
-                        smtp, invoice, pdf, message_id, row["created_at"]
+                        smtp, invoice, pdf, message_id, row["created_at"], to
                     )
-                    await _send(smtp, invoice, message)
+                    await _send(smtp, invoice, message, to)
                     sent_at = await _record_sent(conn, invoice, recipient, pdf, message_id, data)
         return DispatchInvoiceResult(
             invoice_number=invoice.number,
@@ -131,23 +145,17 @@ def _require(smtp: SmtpSettings | None) -> SmtpSettings:
     return smtp
 
 
-def _recipient(invoice: Invoice) -> Recipient:
-    """The billing contact, known in the audit trail and logs as `customer:<id>`."""
-    contact = invoice.bill_to_contact
-    return Recipient(
-        person=f"customer:{invoice.customer_id}", name=contact.name, email=contact.email
-    )
-
-
-async def _claim(conn: DbConnection, invoice: Invoice, recipient: Recipient, domain: str) -> None:
+async def _claim(
+    conn: DbConnection, invoice: Invoice, recipient: Recipient, domain: str, resend: int
+) -> None:
     """Commit the `sending` row (with its Message-ID) unless an earlier attempt did."""
     await conn.execute(
         """INSERT INTO notification (idempotency_key, subject_ref, recipients, subject,
                status, message_id, chat_posted)
            VALUES ($1, $2, $3, $4, 'sending', $5, false)
            ON CONFLICT (idempotency_key) DO NOTHING""",
-        dispatch_key(invoice.number), f"invoice:{invoice.number}", jsonable([recipient]),
-        invoice_subject(invoice_view(invoice)), invoice_message_id(invoice.number, domain),
+        dispatch_key(invoice.number, resend), f"invoice:{invoice.number}", jsonable([recipient]),
+        invoice_subject(invoice_view(invoice)), invoice_message_id(invoice.number, domain, resend),
     )  # fmt: skip
 
 
@@ -173,11 +181,11 @@ def _render_pdf(invoice: Invoice) -> bytes:
         ) from None
 
 
-async def _send(smtp: SmtpSettings, invoice: Invoice, message: EmailMessage) -> None:
+async def _send(smtp: SmtpSettings, invoice: Invoice, message: EmailMessage, to: Contact) -> None:
     try:
-        refused = await submit(smtp, message, [invoice.bill_to_contact.email])
+        refused = await submit(smtp, message, [to.email])
     except Exception as exc:  # every path re-raises, translated for Temporal
-        raise _failure(exc, smtp, invoice) from None
+        raise _failure(exc, smtp, invoice, to.email) from None
     assert not refused, "one recipient: a refusal raises SMTPRecipientsRefused"
 
 
@@ -193,14 +201,16 @@ async def _record_sent(
     sent_at: datetime = await conn.fetchval(
         """UPDATE notification SET status = 'sent', sent_at = now(), sent_to = $2
            WHERE idempotency_key = $1 RETURNING sent_at""",
-        dispatch_key(invoice.number), [recipient.person],
+        dispatch_key(invoice.number, data.resend), [recipient.person],
     )  # fmt: skip
     digest = hashlib.sha256(pdf).hexdigest()
+    resent = f":resend-{data.resend}" if data.resend else ""
     await insert_audit_event(conn, AuditEvent(
-        key=f"invoice:{invoice.number}:dispatched", actor=SYSTEM_ACTOR,
-        action="invoice.dispatched", subject=f"deal:{invoice.deal_id}",
+        key=f"invoice:{invoice.number}:dispatched{resent}", actor=SYSTEM_ACTOR,
+        action="invoice.resent" if data.resend else "invoice.dispatched",
+        subject=f"deal:{invoice.deal_id}",
         after={"number": invoice.number, "customer_id": invoice.customer_id,
-               "recipient": recipient.person, "message_id": message_id,
+               "recipient": recipient.person, "message_id": message_id, "resend": data.resend,
                "attachment": f"{invoice.number}.pdf", "pdf_sha256": digest,
                "total": str(invoice.total), "due_date": invoice.due_date.isoformat()},
         rules_version=data.rules_version))  # fmt: skip
@@ -214,12 +224,13 @@ async def _record_sent(
     return sent_at
 
 
-def _failure(exc: Exception, smtp: SmtpSettings, invoice: Invoice) -> ApplicationError:
+def _failure(
+    exc: Exception, smtp: SmtpSettings, invoice: Invoice, address: str
+) -> ApplicationError:
     """The error Temporal sees: non-retryable for permanent answers and configuration."""
     failure = classify(exc)
     where = f"SMTP server {smtp.host}:{smtp.port}"
     if failure.kind is FailureKind.PERMANENT:
-        address = invoice.bill_to_contact.email
         return ApplicationError(
             f"invoice {invoice.number} cannot be delivered to {address} (billing contact of "
             f"customer {invoice.customer_id}): {where} refused {failure.step}: {failure.answer}",
@@ -241,19 +252,19 @@ def _failure(exc: Exception, smtp: SmtpSettings, invoice: Invoice) -> Applicatio
             non_retryable=True,
         )
     if failure.code is not None:
-        answer = _redact(failure.answer, invoice)
+        answer = _redact(failure.answer, invoice, address)
         return ApplicationError(
             f"{where} deferred invoice {invoice.number} ({failure.step}): {answer}",
             type="SmtpDeferred",
         )
     return ApplicationError(
-        f"{where} unavailable for invoice {invoice.number}: {_redact(failure.reply, invoice)}",
+        f"{where} unavailable for invoice {invoice.number}: {_redact(failure.reply, invoice, address)}",
         type="SmtpUnavailable",
     )
 
 
-def _redact(text: str, invoice: Invoice) -> str:
+def _redact(text: str, invoice: Invoice, address: str) -> str:
     """A retryable error's text with the address replaced (only a bounce names it)."""
     shown = f"billing contact of customer {invoice.customer_id}"
-    pattern = re.escape(invoice.bill_to_contact.email)
+    pattern = re.escape(address)
     return re.sub(pattern, lambda _: shown, text, flags=re.IGNORECASE)

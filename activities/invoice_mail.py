@@ -13,17 +13,20 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from activities.notifications import SmtpSettings
+from models.deal import Contact
 from models.invoice import Invoice
 from models.invoice_document import InvoiceView, invoice_view, render_invoice_html
 
 
-def dispatch_key(number: str) -> str:
-    return f"invoice:{number}:dispatch"
+def dispatch_key(number: str, resend: int = 0) -> str:
+    """The e-mail's idempotency key: one per invoice, and one per re-send of it."""
+    return f"invoice:{number}:dispatch" + (f":resend-{resend}" if resend else "")
 
 
-def invoice_message_id(number: str, domain: str) -> str:
-    """`<LLUS-000042.<16 hex>.invoice@domain>`: the same for every attempt of one invoice."""
-    digest = hashlib.sha256(dispatch_key(number).encode()).hexdigest()[:16]
+def invoice_message_id(number: str, domain: str, resend: int = 0) -> str:
+    """`<LLUS-000042.<16 hex>.invoice@domain>`: the same for every attempt of one e-mail (the
+    invoice's, or one re-send of it)."""
+    digest = hashlib.sha256(dispatch_key(number, resend).encode()).hexdigest()[:16]
     return f"<{number}.{digest}.invoice@{domain}>"
 
 
@@ -53,10 +56,16 @@ def invoice_text(view: InvoiceView, attachment: str) -> str:
 
 
 def build_invoice_message(
-    smtp: SmtpSettings, invoice: Invoice, pdf: bytes, message_id: str, date: datetime
+    smtp: SmtpSettings,
+    invoice: Invoice,
+    pdf: bytes,
+    message_id: str,
+    date: datetime,
+    to: Contact | None = None,
 ) -> EmailMessage:
-    """multipart/mixed: (text/plain | text/html) and the PDF."""
-    view, contact = invoice_view(invoice), invoice.bill_to_contact
+    """multipart/mixed: (text/plain | text/html) and the PDF, to the invoice's billing
+    contact or to `to` (a corrected one)."""
+    view, contact = invoice_view(invoice), to or invoice.bill_to_contact
     msg = EmailMessage()
     msg["From"] = Address(display_name=view.issuer_name, addr_spec=smtp.envelope_from)
     msg["To"] = Address(display_name=" ".join(contact.name.split()), addr_spec=contact.email)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from models.amendment import Treatment
 from models.contract_terms import ContractTerms
@@ -152,6 +152,9 @@ class ContractInput(BaseModel):
     undelivered_invoices: list[str] = Field(
         default_factory=list, description="Invoices whose e-mail failed; a case is open"
     )
+    resent: dict[str, int] = Field(
+        default_factory=dict, description="invoice number → how often it was re-sent"
+    )
     events: list[ContractEvent] = Field(default_factory=list)
     cycle: int = 0
 
@@ -170,6 +173,28 @@ class MilestoneResult(BaseModel):
     invoice_number: str | None
     invoice_total: Money | None
     recognised: Money
+
+
+class InvoiceResend(BaseModel):
+    """Send an invoice whose e-mail bounced again, to a corrected billing contact (which
+    also receives the contract's invoices from now on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_number: Annotated[str, Field(min_length=1, max_length=40)]
+    email: EmailStr = Field(description="The corrected billing contact's address")
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="The contact's name; the current one's when left out"
+    )
+    requested_by: Annotated[str, Field(min_length=1)] = Field(description="Person id")
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class InvoiceResendResult(BaseModel):
+    invoice_number: str
+    resend: int = Field(description="1 for the first re-send of this invoice, and so on")
+    message_id: str
+    case_withdrawn: str | None = Field(description="The dispatch case closed by it, if open")
 
 
 class TimeApprovalResult(BaseModel):

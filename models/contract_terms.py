@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.billing_periods import BillingPeriod, billing_periods, period_months, period_weights
 from models.calendar_math import ONE_DAY
-from models.deal import DealLine, DealSubmission, ProductType, RecognitionType
+from models.deal import Contact, DealLine, DealSubmission, ProductType, RecognitionType
 from models.money import Money, allocate, money_sum
 from models.proration import DayCount, share
 
@@ -73,6 +73,17 @@ class ContractTerms(BaseModel):
     @property
     def current(self) -> DealSubmission:
         return self.versions[-1].deal
+
+    def with_billing_contact(self, contact: Contact) -> ContractTerms:
+        """The same terms, invoiced to `contact` from now on (in every version: a corrected
+        address changes no price)."""
+        versions = []
+        for v in self.versions:
+            customer = v.deal.customer.model_copy(update={"billing_contact": contact})
+            versions.append(
+                v.model_copy(update={"deal": v.deal.model_copy(update={"customer": customer})})
+            )
+        return self.model_copy(update={"versions": versions})
 
     @property
     def currency(self) -> str:

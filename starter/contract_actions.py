@@ -11,7 +11,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.amendment import Amendment
-from models.contract_flow import ContractState, Credit, MilestoneDelivered, TimeApproval
+from models.contract_flow import (
+    ContractState,
+    Credit,
+    InvoiceResend,
+    InvoiceResendResult,
+    MilestoneDelivered,
+    TimeApproval,
+)
 from workflows.contract import ContractWorkflow
 
 
@@ -55,6 +62,15 @@ async def amend(client: Client, contract_id: str, amendment: Amendment) -> Any:
 
 async def grant_credit(client: Client, contract_id: str, credit: Credit) -> None:
     await _update(client, contract_id, ContractWorkflow.grant_credit, credit)
+
+
+async def resend_invoice(
+    client: Client, contract_id: str, request: InvoiceResend
+) -> InvoiceResendResult:
+    result: InvoiceResendResult = await _update(
+        client, contract_id, ContractWorkflow.resend_invoice, request
+    )
+    return result
 
 
 async def contract_state(client: Client, contract_id: str) -> ContractState:

@@ -1,4 +1,4 @@
-"""`revops contract show|deliver|amend|approve-time|credit`: changing a running contract from
+"""`revops contract show|deliver|amend|approve-time|credit|resend`: changing a running contract from
 a terminal. The contract workflow's validators decide, as for the Web UI and the API."""
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.table import Table
 
 from models.amendment import Amendment
-from models.contract_flow import ContractState, Credit, MilestoneDelivered, TimeApproval
+from models.contract_flow import (
+    ContractState,
+    Credit,
+    InvoiceResend,
+    MilestoneDelivered,
+    TimeApproval,
+)
 from models.validation import describe_validation_error
 from starter.settings import get_settings
 
@@ -133,3 +139,28 @@ def contract_credit(contract_id: str, file: Path, actor: Actor) -> None:
 
     credit = _load(Credit, file, granted_by=actor)
     _change(contract_id, lambda c, cid: actions.grant_credit(c, cid, credit))
+
+
+@contract_app.command("resend")
+def contract_resend(
+    contract_id: str,
+    invoice_number: str,
+    email: Annotated[str, typer.Option(help="The corrected billing contact's address")],
+    reason: Annotated[str, typer.Option(help="Why the address changed")],
+    actor: Actor,
+    name: Annotated[
+        str | None, typer.Option(help="The contact's name (default: as before)")
+    ] = None,
+) -> None:
+    """E-mail an undelivered invoice again, to a corrected billing contact (who also receives
+    every later invoice of the customer); its dispatch case is closed."""
+    from starter import contract_actions as actions
+
+    try:
+        request = InvoiceResend(invoice_number=invoice_number, email=email, name=name,
+                                requested_by=actor, reason=reason)  # fmt: skip
+    except ValidationError as exc:
+        for p in describe_validation_error(exc):
+            console.print(f"[red]{p['field']}: {p['rule']}")
+        raise typer.Exit(2) from None
+    _change(contract_id, lambda c, cid: actions.resend_invoice(c, cid, request))

@@ -1,4 +1,5 @@
-"""HTTP routes for running contracts: milestones, approved time, amendments, credits, state.
+"""HTTP routes for running contracts: milestones, approved time, amendments, credits, re-sending
+an undelivered invoice, state.
 
 The actor of every change is the person the API key belongs to, never the payload."""
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ValidationError
 
 from models.amendment import Amendment
-from models.contract_flow import Credit, MilestoneDelivered, TimeApproval
+from models.contract_flow import Credit, InvoiceResend, MilestoneDelivered, TimeApproval
 from models.validation import describe_validation_error
 from starter import contract_actions as actions
 from starter.api import Context, Principal
@@ -69,3 +70,13 @@ async def grant_credit(contract_id: str, body: dict[str, Any], ctx: Context, who
     credit = _as(Credit, body, granted_by=who.person)
     await _run(actions.grant_credit(ctx.client, contract_id, credit))
     return _json(credit)
+
+
+@contract_router.post("/{contract_id}/invoices/{invoice_number}/resend")
+async def resend_invoice(
+    contract_id: str, invoice_number: str, body: dict[str, Any], ctx: Context, who: Principal
+) -> Any:
+    """E-mail an invoice that bounced again, to a corrected billing contact (`email`, and
+    optionally `name`, with a `reason`), who also receives every later invoice."""
+    request = _as(InvoiceResend, body, invoice_number=invoice_number, requested_by=who.person)
+    return _json(await _run(actions.resend_invoice(ctx.client, contract_id, request)))

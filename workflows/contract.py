@@ -25,12 +25,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         AmendmentInput,
+        BillingContactInput,
         ContractActivities,
         CreditInput,
         ExceptionStatusInput,
@@ -56,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         ContractStatus,
         Credit,
         CreditBalance,
+        InvoiceResend,
+        InvoiceResendResult,
         MilestoneDelivered,
         MilestoneResult,
         TimeApproval,
@@ -63,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         open_discounts,
     )
     from models.contract_invoicing import recurring_invoice, settlement_note
-    from models.deal import ProductType, RecognitionType
+    from models.deal import Contact, ProductType, RecognitionType
     from models.invoice import Invoice, draft_invoice
     from models.money import Money
     from workflows import STEP_RETRY, STEP_TIMEOUT
@@ -225,6 +228,18 @@ class ContractWorkflow:
                 problems.append(f"applies_to_periods: {p} is not a period still to be invoiced "
                                 f"({self._s.next_period}..{n})")  # fmt: skip
         _refuse(problems)
+
+    @workflow.update
+    async def resend_invoice(self, request: InvoiceResend) -> InvoiceResendResult:
+        async with self._lock:
+            return await self._resend(request)
+
+    @resend_invoice.validator
+    def _check_resend(self, request: InvoiceResend) -> None:
+        if request.invoice_number not in self._s.undelivered_invoices:
+            undelivered = ", ".join(self._s.undelivered_invoices) or "none"
+            _refuse([f"invoice_number: {request.invoice_number} is not an undelivered invoice of "
+                     f"this contract (undelivered: {undelivered})"])  # fmt: skip
 
     # --- the steps ----------------------------------------------------------------------------
 
@@ -456,6 +471,51 @@ class ContractWorkflow:
             )  # fmt: skip
         except ActivityError as exc:
             await self._open_dispatch_case(number, total, exc)
+
+    async def _resend(self, request: InvoiceResend) -> InvoiceResendResult:
+        """Record the corrected contact (for this and every later invoice), e-mail the
+        invoice to it, and close the dispatch case; a refusal fails the update, the case stays."""
+        number = request.invoice_number
+        resend = self._s.resent.get(number, 0) + 1
+        self._s.resent[number] = resend
+        current = self._s.terms.current.customer.billing_contact
+        contact = Contact(name=request.name or current.name, email=request.email,
+                          phone=current.phone if request.name is None else None)  # fmt: skip
+        await self._activity(ContractActivities.record_billing_contact, BillingContactInput(
+            contract_id=self._s.contract_id, customer_id=self._s.customer_id, contact=contact,
+            key=f"{number}:resend-{resend}", requested_by=request.requested_by,
+            reason=request.reason, rules_version=self._s.rules.version),
+            f"record the corrected billing contact of {self._s.customer_id}")  # fmt: skip
+        self._s.terms = self._s.terms.with_billing_contact(contact)
+        try:
+            sent = await workflow.execute_activity_method(
+                InvoiceDispatchActivities.dispatch_invoice,
+                DispatchInvoiceInput(invoice_number=number, rules_version=self._s.rules.version,
+                                     resend=resend, send_to=contact),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
+                                         maximum_attempts=self._s.rules.billing.invoice_dispatch_attempts),
+                summary=f"e-mail {number} again, to the corrected billing contact",
+            )  # fmt: skip
+        except ActivityError as exc:
+            self._event("invoice.undelivered", f"{number}: re-send {resend} failed too: "
+                        f"{exc.cause or exc}", number)  # fmt: skip
+            raise ApplicationError(f"invoice_number: {number} could not be re-sent: "
+                                   f"{exc.cause or exc}", type="InvoiceUndeliverable") from None  # fmt: skip
+        self._s.undelivered_invoices.remove(number)
+        case_id = f"case-contract-{self._s.contract_id}-dispatch-{number}"
+        withdrawn: str | None = case_id
+        try:
+            await workflow.get_external_workflow_handle(case_id).signal(
+                ExceptionCaseWorkflow.withdraw,
+                f"re-sent to the corrected billing contact by {request.requested_by}",
+            )
+        except FailureError:  # the case was already resolved (e.g. sent another way)
+            withdrawn = None
+        self._event("invoice.resent", f"{number}: re-sent to the corrected billing contact "
+                    f"({request.reason}; by {request.requested_by})", number)  # fmt: skip
+        return InvoiceResendResult(invoice_number=number, resend=resend,
+                                   message_id=sent.message_id, case_withdrawn=withdrawn)  # fmt: skip
 
     async def _open_dispatch_case(self, number: str, total: str, exc: ActivityError) -> None:
         cause = exc.cause or exc

@@ -309,3 +309,41 @@ async def test_unknown_invoice_is_refused(services: Services, mail_server: MailS
 
     assert raised.value.type == "InvoiceNotFound" and raised.value.non_retryable
     assert mail_server.received == []
+
+
+async def test_a_bounced_invoice_is_resent_to_the_corrected_contact(
+    services: Services, mail_server: MailServer, invoice: Invoice
+) -> None:
+    """The address on the invoice bounces; the re-send goes to the corrected one as an e-mail
+    of its own (its own Message-ID and record), and the trail names no address."""
+    mail_server.refuse.add("ap@acme-corp.example")
+    await dispatch_error(services, mail_server.smtp, invoice)
+    corrected = Contact(name="Shared AP", email="ap-shared@acme-corp.example")
+
+    resent = await ActivityEnvironment().run(
+        InvoiceDispatchActivities(services.pool, mail_server.smtp).dispatch_invoice,
+        DispatchInvoiceInput(invoice_number=invoice.number, rules_version="it-rules",
+                             resend=1, send_to=corrected),
+    )  # fmt: skip
+
+    assert mail_server.rcpt_tos == [["ap-shared@acme-corp.example"]]
+    (message,) = mail_server.received
+    assert message["To"] == "Shared AP <ap-shared@acme-corp.example>"
+    assert message["Message-ID"] == resent.message_id
+    assert resent.message_id == invoice_message_id(invoice.number, "ledgerline.example", 1)
+    assert resent.message_id != invoice_message_id(invoice.number, "ledgerline.example")
+    assert pdf_attachment(message)[0] == f"{invoice.number}.pdf"
+    rows = await services.pool.fetch(
+        "SELECT idempotency_key, status FROM notification WHERE subject_ref = $1 ORDER BY 1",
+        f"invoice:{invoice.number}",
+    )
+    assert [(r["idempotency_key"], r["status"]) for r in rows] == [
+        (f"invoice:{invoice.number}:dispatch", "sending"),
+        (f"invoice:{invoice.number}:dispatch:resend-1", "sent"),
+    ]
+    event = await services.pool.fetchrow(
+        "SELECT action, after FROM audit_event WHERE idempotency_key = $1",
+        f"invoice:{invoice.number}:dispatched:resend-1",
+    )
+    assert event is not None and event["action"] == "invoice.resent"
+    assert event["after"]["resend"] == 1 and "acme-corp.example" not in str(event["after"])

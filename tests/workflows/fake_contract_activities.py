@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import (
     AmendmentInput,
+    BillingContactInput,
     CreditInput,
     ExceptionStatusInput,
     MeteredInput,
@@ -60,7 +61,9 @@ class FakeContractSystems:
         self.schedules: dict[str, list[list[ScheduleEntry]]] = {}
         self.amendments: list[AmendmentInput] = []
         self.dispatched: list[str] = []
-        self.undeliverable = False
+        self.undeliverable = False  # the invoice's own billing contact bounces
+        self.refused_addresses: set[str] = set()  # corrected contacts that bounce too
+        self.billing_contacts: dict[str, str] = {}  # customer id → corrected address
         self.finished: list[str] = []
 
     def _seen(self) -> None:
@@ -217,7 +220,8 @@ class FakeContractSystems:
     @activity.defn(name="dispatch_invoice")
     async def dispatch_invoice(self, data: DispatchInvoiceInput) -> DispatchInvoiceResult:
         self._seen()
-        if self.undeliverable:
+        to = data.send_to.email if data.send_to else None
+        if (to is None and self.undeliverable) or to in self.refused_addresses:
             raise ApplicationError("550 5.1.1 mailbox unavailable", type="InvoiceUndeliverable",
                                    non_retryable=True)  # fmt: skip
         self.dispatched.append(data.invoice_number)
@@ -225,10 +229,15 @@ class FakeContractSystems:
                                      attachment=f"{data.invoice_number}.pdf", pdf_sha256="0" * 64,
                                      sent_at=datetime.now(UTC), already_sent=False)  # fmt: skip
 
+    @activity.defn(name="record_billing_contact")
+    async def record_billing_contact(self, data: BillingContactInput) -> None:
+        self._seen()
+        self.billing_contacts[data.customer_id] = str(data.contact.email)
+
     def contract_activities(self) -> list[Any]:
         return [
             self.start_contract_records, self.customer_on_credit_hold,
             self.close_pricing_exception, self.record_credit, self.record_milestone_delivery,
             self.record_time_approval, self.invoice_metered, self.record_amendment,
-            self.finish_contract, self.dispatch_invoice,
+            self.finish_contract, self.dispatch_invoice, self.record_billing_contact,
         ]  # fmt: skip

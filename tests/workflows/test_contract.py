@@ -20,11 +20,13 @@ from temporalio.worker import Worker
 
 from activities.records import BookContractInput
 from models.amendment import Amendment, AmendmentKind, Treatment
+from models.case import CaseStatus
 from models.contract_flow import (
     ContractInput,
     ContractOutcome,
     ContractStatus,
     Credit,
+    InvoiceResend,
     MilestoneDelivered,
     TimeApproval,
     TimeEntry,
@@ -41,6 +43,7 @@ from tests.workflows.fake_activities import FakeSystems
 from tests.workflows.fake_contract_activities import FakeUsage
 from worker import WORKFLOWS, workflow_runner
 from workflows.contract import ContractWorkflow
+from workflows.exception_case import ExceptionCaseWorkflow
 
 
 @pytest.fixture
@@ -420,3 +423,35 @@ async def test_an_invoice_the_mail_server_refuses_goes_to_billing_as_a_case(
     case = await env.client.get_workflow_handle(case_id).describe()
     assert case.status is not None
     systems.workflow_ids.add(case_id)
+
+    # Billing finds the right address: the first one they try bounces too, the second works.
+    systems.refused_addresses.add("ap-typo@acme-corp.com")
+    resend = InvoiceResend(invoice_number=m1.invoice_number, email="ap-typo@acme-corp.com",
+                           requested_by="bea.billing", reason="AP moved to a shared mailbox")  # fmt: skip
+    with pytest.raises(WorkflowUpdateFailedError) as bounced:
+        await update(env, handle, ContractWorkflow.resend_invoice, resend)
+    assert f"invoice_number: {m1.invoice_number} could not be re-sent" in str(bounced.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
+        await update(env, handle, ContractWorkflow.resend_invoice,
+                     resend.model_copy(update={"invoice_number": "LLUS-999999"}))  # fmt: skip
+    assert "invoice_number: LLUS-999999 is not an undelivered invoice of this contract" in str(
+        unknown.value.cause
+    )
+    sent = await update(env, handle, ContractWorkflow.resend_invoice,
+                        resend.model_copy(update={"email": "ap-shared@acme-corp.com"}))  # fmt: skip
+    assert sent.resend == 2 and sent.case_withdrawn == case_id
+    state = await handle.query(ContractWorkflow.state)
+    assert state.undelivered_invoices == []
+    assert systems.billing_contacts[deal.customer.customer_id] == "ap-shared@acme-corp.com"
+    case_state = await env.client.get_workflow_handle(case_id).query(ExceptionCaseWorkflow.state)
+    assert case_state.status is CaseStatus.WITHDRAWN
+
+    # The next invoice goes to the corrected contact, first time.
+    systems.undeliverable = False
+    await run_until(env, date(2027, 5, 28))
+    m2 = await update(env, handle, ContractWorkflow.deliver_milestone,
+                      accepted("M2", date(2027, 5, 28)))  # fmt: skip
+    invoice = next(
+        i for i in systems.contract_invoices(deal.deal_id) if i.number == m2.invoice_number
+    )
+    assert invoice.bill_to_contact.email == "ap-shared@acme-corp.com"
