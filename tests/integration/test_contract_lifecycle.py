@@ -99,6 +99,15 @@ async def test_a_milestone_accepted_through_the_api_is_invoiced_mailed_and_earne
     assert bad.status_code == 409
     assert "line_id: L1 is not a recurring line" in bad.json()["detail"]
 
+    resend = f"/contracts/{deal_id}/invoices/{number}/resend"
+    delivered = await api.post(resend, headers=headers, json={
+        "email": "ap@example.com", "reason": "new AP mailbox"})  # fmt: skip
+    assert delivered.status_code == 409
+    assert f"invoice_number: {number} is not an undelivered invoice" in delivered.json()["detail"]
+    malformed = await api.post(resend, headers=headers, json={"email": "not-an-address"})
+    assert malformed.status_code == 422
+    assert {p["field"] for p in malformed.json()["detail"]} == {"email", "reason"}
+
 
 async def test_usage_past_its_threshold_is_invoiced_early_and_recognised(
     services: Services, api: httpx.AsyncClient
