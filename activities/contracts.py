@@ -24,7 +24,7 @@ from activities.ledger import (
     lock_deal,
 )
 from activities.records import insert_discount_exceptions
-from models.amendment import Amendment
+from models.amendment import Amendment, treatment_of
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.billing import BillingEvent, InvoiceLine
 from models.calendar_math import month_end, period_label
@@ -42,6 +42,7 @@ from models.invoice import Invoice, draft_invoice
 from models.ledger import Account, recognition_entry
 from models.modification import CreditTooLarge, credited_schedule, modified_schedule
 from models.money import Money, minor_units
+from models.reallocation import ModificationShortfall
 from models.recognition import ScheduleEntry, ScheduleKind
 from models.rules import RuleSet
 
@@ -392,14 +393,19 @@ class ContractActivities:
             if known:
                 return
             current = await _latest_schedule(conn, cid)
-            entries = modified_schedule(current, data.before, data.after, a,
-                                        frozenset(data.delivered))  # fmt: skip
+            try:
+                entries = modified_schedule(current, data.before, data.after, a,
+                                            frozenset(data.delivered))  # fmt: skip
+            except ModificationShortfall as exc:
+                raise ApplicationError(f"amendment {a.amendment_id}: {exc}",
+                                       type="InvalidContractChange", non_retryable=True) from exc  # fmt: skip
+            treatment = treatment_of(data.before, a).value
             await _store_schedule_version(conn, cid, data.schedule_version, entries)
             await conn.execute(
                 """INSERT INTO contract_amendment (deal_id, amendment_id, kind, effective_date,
                        treatment, schedule_version, payload, requested_by)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-                cid, a.amendment_id, a.kind.value, a.effective_date, a.treatment.value,
+                cid, a.amendment_id, a.kind.value, a.effective_date, treatment,
                 data.schedule_version, jsonable(a), a.requested_by,
             )  # fmt: skip
             deal = data.after.current
@@ -411,7 +417,7 @@ class ContractActivities:
             )  # fmt: skip
             await insert_audit_event(conn, _audit(cid, f"amendment:{a.amendment_id}",
                 "contract.amended", {"kind": a.kind.value, "effective": a.effective_date.isoformat(),
-                                     "treatment": a.treatment.value,
+                                     "treatment": treatment,
                                      "schedule_version": data.schedule_version,
                                      "tcv": str(deal.total_contract_value)},
                 data.rules_version, actor=a.requested_by))  # fmt: skip

@@ -161,7 +161,10 @@ class ContractInput(BaseModel):
 
 class AmendmentResult(BaseModel):
     amendment_id: str
-    treatment: Treatment
+    treatment: Treatment = Field(
+        description="separate_contract (25-12), prospective (25-13(a)) or cumulative_catch_up "
+        "(25-13(b))"
+    )
     schedule_version: int
     schedule_deadline: date = Field(description="5 business days after it was received")
     billing_from_period: int | None

@@ -5,6 +5,11 @@ here, at parse time: a malformed submission is refused with an error naming each
 Conditional requirements (a PO number when the customer requires one, an exemption
 certificate when tax-exempt, totals that add up) are QA gates in `models.qa`, because an
 owner can fix them by amending the deal while its workflow waits.
+
+A discount tied to some lines (`discount_applies_to`, ASC 606-10-32-37) is checked here for
+what the deal alone decides (each named line exists, shares the fixed price, has an
+observable SSP; not every such line is named; evidence is given). Whether the prices fit the
+designation is the QA gate `structural.discount_applies_to` (`models.tied_discount`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from models.money import CurrencyCode, Money, money_sum
 
@@ -201,6 +207,48 @@ class DealSubmission(BaseModel):
         description="Rated usage not yet invoiced that triggers an invoice before the month "
         "ends, in `currency`",
     )
+    discount_applies_to: list[Identifier] | None = Field(
+        default=None,
+        description="Lines the contract's whole discount belongs to (ASC 606-10-32-37, IFRS "
+        "15.82): one or more of the lines that share the fixed price, not all of them. The "
+        "other lines are allocated their standalone selling prices",
+    )
+    discount_evidence: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required with `discount_applies_to`: the observable evidence that every "
+        "line is regularly sold on its own and the named lines regularly together at "
+        "about this discount (32-37 (a) to (c)), e.g. the price list or sales it comes from",
+    )
+
+    @field_validator("discount_applies_to")
+    @classmethod
+    def _discount_lines(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        lines, deal_type = info.data.get("lines"), info.data.get("recognition_type")
+        if value is None or lines is None or deal_type is None:
+            return value  # a bad `lines` or `recognition_type` is reported on its own
+        problems = discount_designation_problems(value, lines, deal_type)
+        if problems:
+            raise PydanticCustomError("discount_applies_to", "; ".join(problems))
+        return value
+
+    @field_validator("discount_evidence")
+    @classmethod
+    def _discount_evidence(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "discount_applies_to" not in info.data:
+            return value  # discount_applies_to failed: its error says why
+        named, given = info.data["discount_applies_to"], bool((value or "").strip())
+        if named and not given:
+            raise PydanticCustomError(
+                "discount_evidence",
+                "required when discount_applies_to names lines: say what observable evidence "
+                "shows the discount belongs to them (ASC 606-10-32-37)",
+            )
+        if given and not named:
+            raise PydanticCustomError(
+                "discount_evidence", "only with discount_applies_to (no lines are named)"
+            )
+        return value
 
     def tcv(self) -> Money:
         return Money(amount=self.total_contract_value, currency=self.currency)
@@ -217,3 +265,35 @@ class DealSubmission(BaseModel):
     def term_days(self) -> int:
         """Days in the contract term, start and end inclusive."""
         return (self.end_date - self.start_date).days + 1
+
+
+def discount_designation_problems(
+    names: list[str], lines: list[DealLine], deal_type: RecognitionType
+) -> list[str]:
+    """Why `names` cannot carry the deal's whole discount (empty when they can).
+
+    A discount is tied only to lines that share the fixed price (T&M keeps its own price as
+    variable consideration, 32-40) and that sell on their own at an observable SSP (32-37(a));
+    naming every such line is the proportional allocation, so at least one is left out.
+    """
+    if not names:
+        return ["name at least one line, or leave discount_applies_to out"]
+    by_id = {line.line_id: line for line in lines}
+    problems = [f"{name} is named more than once"
+                for name in dict.fromkeys(names) if names.count(name) > 1]  # fmt: skip
+    for name in dict.fromkeys(names):
+        line = by_id.get(name)
+        if line is None:
+            problems.append(f"{name} is not a line of this deal ({', '.join(by_id)})")
+        elif (line.recognition or deal_type) is RecognitionType.TIME_AND_MATERIALS:
+            problems.append(f"{name} is T&M: variable consideration stays with its own line "
+                            "(ASC 606-10-32-40)")  # fmt: skip
+        elif line.ssp_highly_variable:
+            problems.append(f"{name} has no observable SSP (ssp_highly_variable); a discount "
+                            "is tied only to lines regularly sold on their own (32-37(a))")  # fmt: skip
+    tm = RecognitionType.TIME_AND_MATERIALS
+    fixed = [ln.line_id for ln in lines if (ln.recognition or deal_type) is not tm]
+    if not problems and set(fixed) <= set(names):
+        problems.append(f"names every line that shares the price ({', '.join(fixed)}); leave "
+                        "it out and the discount is allocated over all of them in proportion")  # fmt: skip
+    return problems

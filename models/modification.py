@@ -1,31 +1,46 @@
 """The recognition schedule after a contract modification (ASC 606-10-25-10..13).
 
 The schedule is rewritten as a new version; the month-end close posts the difference between
-what the new version makes due and what was recognised, so the treatment lives entirely in
-how the new version is written:
+what the new version makes due and what was recognised, so the treatment
+(`models.amendment.treatment_of`) lives entirely in how the new version is written. What was
+recognised before the effective date never moves (save the shortfall case of 25-13(a)):
 
-- **prospective** (distinct services still to come): each changed line keeps what its old
-  schedule had earned before the effective date (the month of the change split by days),
-  and the rest of its consideration (old allocation plus the change in what it bills) is
-  spread by days from the effective date to its last day of service. Nothing already earned
-  moves. The added or removed consideration belongs to the line it changes.
-- **cumulative catch-up** (a partly satisfied obligation re-scoped): the line's allocation
-  changes by the change in its price and is split over its milestones after the change as if
-  it had always been so; milestones already accepted are trued up at the next close.
-- a cancellation drops milestones not yet delivered and expected T&M after its date.
+- **separate contract** (25-12): every existing entry stays. The added units' consideration
+  (what the amended terms bring in for the line, less what they brought in before) is
+  recognised on its own: by day from the effective date to the last day of service for
+  seats or a module, over the new line's milestones for added deliverables.
+- **prospective** (25-13(a)): the contract is treated as terminated and a new one made; the
+  consideration not yet recognised plus the change is reallocated over every remaining
+  obligation by relative SSP (`models.reallocation`).
+- **cumulative catch-up** (25-13(b), a scope change): the line's allocation changes by the
+  change in its price and is split over its milestones after the change as if it had always
+  been so; milestones already accepted are trued up at the next close.
+- a **cancellation** ends every recurring line: each keeps what it earned before the date and
+  the rest of what it now bills is spread up to its last day of service (or, if less is
+  left than was earned, the latest earned entries are trued up); milestones not yet delivered
+  and expected T&M after the date are dropped.
 
-Every line's entries sum to its new allocation to the cent (`models.money.allocate`).
+Every line's entries sum to its new allocation to the cent (`models.money.allocate`), and the
+version sums to the one before plus the change in what the contract brings in.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
-from models.amendment import Amendment, AmendmentKind, Treatment
-from models.calendar_math import ONE_DAY, days_inclusive, month_slices, period_label
+from models.amendment import Amendment, AmendmentKind, Treatment, treatment_of
 from models.contract_terms import ContractTerms, is_recurring
+from models.deal import RecognitionType
 from models.money import Money, allocate, money_sum
+from models.reallocation import (
+    consideration_of,
+    earned_before,
+    milestone_entries,
+    one_per_period,
+    reallocated,
+    spread_by_days,
+    true_up_latest,
+)
 from models.recognition import ScheduleEntry, ScheduleKind
 
 
@@ -33,43 +48,70 @@ def modified_schedule(
     entries: list[ScheduleEntry], before: ContractTerms, after: ContractTerms,
     amendment: Amendment, delivered: frozenset[str],
 ) -> list[ScheduleEntry]:  # fmt: skip
-    """The next schedule version, by line, in line order of the amended terms."""
+    """The next schedule version, by line, in line order of the amended terms. Raises
+    `ModificationShortfall` when the amended terms bring in less than was recognised and
+    the recognised entries cannot absorb it."""
     by_line: dict[str, list[ScheduleEntry]] = {}
     for entry in entries:
         by_line.setdefault(entry.line_id, []).append(entry)
     line_ids = list(dict.fromkeys([*by_line, *(ln.line_id for ln in after.current.lines)]))
-    result: list[ScheduleEntry] = []
-    for line_id in line_ids:
-        result += _line_entries(line_id, by_line.get(line_id, []), before, after, amendment,
-                                delivered)  # fmt: skip
-    return result
+    changed = _rewritten(by_line, before, after, amendment, delivered)
+    return [e for line_id in line_ids for e in changed.get(line_id, by_line.get(line_id, []))]
 
 
-def _line_entries(
-    line_id: str, old: list[ScheduleEntry], before: ContractTerms, after: ContractTerms,
+def _rewritten(
+    by_line: dict[str, list[ScheduleEntry]], before: ContractTerms, after: ContractTerms,
     a: Amendment, delivered: frozenset[str],
-) -> list[ScheduleEntry]:  # fmt: skip
-    currency = after.currency
-    line = next((ln for ln in after.current.lines if ln.line_id == line_id), None)
-    old_total = money_sum((e.amount for e in old), currency)
-    recurring_now = line is not None and is_recurring(after.current, line)
-    if recurring_now or _is_recurring_before(before, line_id):
-        change = after.line_consideration(line_id) - before.line_consideration(line_id)
-        if change.is_zero() and a.kind is not AmendmentKind.CANCELLATION:
-            return old
-        return _prospective(line_id, old, old_total + change, a.effective_date, after.end)
+) -> dict[str, list[ScheduleEntry]]:  # fmt: skip
     if a.kind is AmendmentKind.CANCELLATION:
-        return [e for e in old if _survives_cancellation(e, a.effective_date, delivered)]
-    if a.treatment is Treatment.CUMULATIVE_CATCH_UP and a.line_id == line_id and line:
-        before_line = next(ln for ln in before.current.lines if ln.line_id == line_id)
-        price_change = line.net_total(currency) - before_line.net_total(currency)
-        return _milestones_catch_up(line_id, old_total + price_change, after)
-    return old
+        return {line_id: _cancelled(line_id, old, before, after, a.effective_date, delivered)
+                for line_id, old in by_line.items()}  # fmt: skip
+    treatment = treatment_of(before, a)
+    if treatment is Treatment.CUMULATIVE_CATCH_UP:
+        return _catch_up(by_line, before, after, a)
+    if treatment is Treatment.SEPARATE_CONTRACT:
+        return _separate_contract(by_line, before, after, a)
+    return reallocated(by_line, before, after, a.effective_date, delivered)
 
 
-def _is_recurring_before(terms: ContractTerms, line_id: str) -> bool:
-    line = next((ln for ln in terms.current.lines if ln.line_id == line_id), None)
-    return line is not None and is_recurring(terms.current, line)
+def _separate_contract(
+    by_line: dict[str, list[ScheduleEntry]], before: ContractTerms, after: ContractTerms,
+    a: Amendment,
+) -> dict[str, list[ScheduleEntry]]:  # fmt: skip
+    line_id = a.new_line.line_id if a.new_line else a.line_id or ""
+    line = next(ln for ln in after.current.lines if ln.line_id == line_id)
+    added = consideration_of(after, line_id) - consideration_of(before, line_id)
+    old = by_line.get(line_id, [])
+    if after.current.line_recognition(line) is RecognitionType.MILESTONE:
+        mine = [m for m in a.milestones or [] if m.line_id == line_id]
+        return {line_id: [*old, *milestone_entries(line_id, added, mine)]}
+    return {line_id: one_per_period([*old, *spread_by_days(line_id, added, a.effective_date,
+                                                            after.end)])}  # fmt: skip
+
+
+def _catch_up(
+    by_line: dict[str, list[ScheduleEntry]], before: ContractTerms, after: ContractTerms,
+    a: Amendment,
+) -> dict[str, list[ScheduleEntry]]:  # fmt: skip
+    line = next(ln for ln in after.current.lines if ln.line_id == a.line_id)
+    before_line = next(ln for ln in before.current.lines if ln.line_id == a.line_id)
+    currency = after.currency
+    old_total = money_sum((e.amount for e in by_line.get(line.line_id, [])), currency)
+    total = old_total + line.net_total(currency) - before_line.net_total(currency)
+    milestones = [m for m in after.current.milestones if m.line_id == line.line_id]
+    return {line.line_id: milestone_entries(line.line_id, total, milestones)}
+
+
+def _cancelled(
+    line_id: str, old: list[ScheduleEntry], before: ContractTerms, after: ContractTerms,
+    cancelled_on: date, delivered: frozenset[str],
+) -> list[ScheduleEntry]:  # fmt: skip
+    line = next((ln for ln in before.current.lines if ln.line_id == line_id), None)
+    if line is not None and is_recurring(before.current, line):
+        change = after.line_consideration(line_id) - before.line_consideration(line_id)
+        old_total = money_sum((e.amount for e in old), after.currency)
+        return _prospective(line_id, old, old_total + change, cancelled_on, after.end)
+    return [e for e in old if _survives_cancellation(e, cancelled_on, delivered)]
 
 
 def _survives_cancellation(entry: ScheduleEntry, cancelled_on: date,
@@ -85,72 +127,12 @@ def _prospective(
     line_id: str, old: list[ScheduleEntry], new_total: Money, effective: date, last_day: date
 ) -> list[ScheduleEntry]:
     """Keep what was earned before `effective`; spread the rest over [effective, last_day]."""
-    currency = new_total.currency
-    kept = [e for e in old if e.recognition_date < effective]
-    month_of_change = next((e for e in old if e.period == period_label(effective)), None)
-    if month_of_change is not None and month_of_change.recognition_date >= effective:
-        first_day = max(effective.replace(day=1), _slice_start(old, month_of_change))
-        earned = days_inclusive(first_day, effective - ONE_DAY)
-        total_days = days_inclusive(first_day, month_of_change.recognition_date)
-        if earned:
-            part = month_of_change.amount.times(Decimal(earned) / Decimal(total_days))
-            kept.append(month_of_change.model_copy(update={"amount": part,
-                                                           "recognition_date": effective - ONE_DAY}))  # fmt: skip
-    remaining = new_total - money_sum((e.amount for e in kept), currency)
-    slices = month_slices(effective, last_day)
-    if not slices or remaining.amount < 0:
-        return _one_per_period(_true_up_latest(kept, remaining))
-    parts = allocate(remaining, [Decimal(days_inclusive(s, e)) for s, e in slices])
-    spread = [ScheduleEntry(line_id=line_id, period=period_label(s), recognition_date=e,
-                            amount=part, kind=ScheduleKind.RATABLE, requires_event=False)
-              for (s, e), part in zip(slices, parts, strict=True)]  # fmt: skip
-    return _one_per_period([*kept, *spread])
-
-
-def _true_up_latest(kept: list[ScheduleEntry], difference: Money) -> list[ScheduleEntry]:
-    """Less (or more) to earn than was earned at the old terms, and no days left to spread it
-    on: the difference trues up the latest earned entries, most recent first, never below
-    zero (the close posts it as a catch-up in the open period)."""
-    result = list(kept)
-    for i in reversed(range(len(result))):
-        if difference.is_zero():
-            break
-        amount = result[i].amount
-        change = difference if difference.amount > 0 else max(difference, -amount)
-        result[i] = result[i].model_copy(update={"amount": amount + change})
-        difference = difference - change
-    return result
-
-
-def _slice_start(old: list[ScheduleEntry], entry: ScheduleEntry) -> date:
-    """First day of the slice `entry` covers: the day after the previous entry, or its month."""
-    earlier = [e.recognition_date for e in old if e.recognition_date < entry.recognition_date]
-    return max(earlier) + ONE_DAY if earlier else entry.recognition_date.replace(day=1)
-
-
-def _one_per_period(entries: list[ScheduleEntry]) -> list[ScheduleEntry]:
-    """Entries of the same period merged (dated on the later day), in date order."""
-    merged: dict[str, ScheduleEntry] = {}
-    for e in sorted(entries, key=lambda x: x.recognition_date):
-        if e.period in merged:
-            first = merged[e.period]
-            e = e.model_copy(update={"amount": first.amount + e.amount})
-        merged[e.period] = e
-    return list(merged.values())
-
-
-def _milestones_catch_up(line_id: str, total: Money, after: ContractTerms) -> list[ScheduleEntry]:
-    milestones = sorted((m for m in after.current.milestones if m.line_id == line_id),
-                        key=lambda m: m.due_date)  # fmt: skip
-    weights = [m.amount for m in milestones]
-    if sum(weights) == 0:
-        weights = [Decimal(1)] * len(milestones)
-    parts = allocate(total, weights)
-    return [ScheduleEntry(line_id=line_id, period=period_label(m.due_date),
-                          recognition_date=m.due_date, amount=part,
-                          kind=ScheduleKind.MILESTONE, milestone_id=m.milestone_id,
-                          requires_event=True)
-            for m, part in zip(milestones, parts, strict=True)]  # fmt: skip
+    kept = earned_before(old, effective)
+    remaining = new_total - money_sum((e.amount for e in kept), new_total.currency)
+    spread = spread_by_days(line_id, remaining, effective, last_day)
+    if not spread or remaining.amount < 0:
+        return one_per_period(true_up_latest(kept, remaining))
+    return one_per_period([*kept, *spread])
 
 
 class CreditTooLarge(ValueError):

@@ -21,6 +21,7 @@ from models.deal import DealSubmission, PaymentTerms, ProductType, RecognitionTy
 from models.money import ISO_4217_CODES, Money, money_sum
 from models.rules import Role, RuleSet
 from models.terms import recurring_total, term_years
+from models.tied_discount import tied_discount_problem
 
 
 class Layer(StrEnum):
@@ -152,6 +153,20 @@ def check_milestones_total(ctx: GateContext) -> list[Violation]:
             out += _v(f"Milestone {m.milestone_id} names line {m.line_id}, which the deal lacks",
                       milestone_id=m.milestone_id)  # fmt: skip
     return out
+
+
+def check_discount_applies_to(ctx: GateContext) -> list[Violation]:
+    """A discount tied to some lines (ASC 606-10-32-37) must fit the prices: the named lines
+    get between nothing and their SSPs once the others have theirs (`models.tied_discount`)."""
+    d = ctx.deal
+    problem = tied_discount_problem(d)
+    if problem is None:
+        return []
+    named = ", ".join(d.discount_applies_to or [])
+    return _v(f"Deal {d.deal_id}: the discount tied to lines {named} does not fit its prices: "
+              f"{problem}; fix the prices or the designation (waived, the discount is "
+              "allocated over all lines in proportion)",
+              discount_applies_to=named)  # fmt: skip
 
 
 def check_tax_jurisdiction_known(ctx: GateContext) -> list[Violation]:
@@ -330,6 +345,7 @@ QA_GATES: list[tuple[str, Layer, Check]] = [
     ("structural.lines_total_tcv", Layer.STRUCTURAL, check_lines_total_tcv),
     ("structural.line_prices", Layer.STRUCTURAL, check_line_prices),
     ("structural.milestones_total", Layer.STRUCTURAL, check_milestones_total),
+    ("structural.discount_applies_to", Layer.STRUCTURAL, check_discount_applies_to),
     ("structural.tax_jurisdiction_known", Layer.STRUCTURAL, check_tax_jurisdiction_known),
     ("structural.billing_entity_known", Layer.STRUCTURAL, check_billing_entity_known),
     ("business.payment_terms_policy", Layer.BUSINESS, check_payment_terms_policy),

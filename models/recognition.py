@@ -12,6 +12,11 @@ Two steps, both pure:
    every SSP is zero the lines' net totals are the weights. A line with a zero SSP among
    lines with SSPs is allocated nothing (relative SSP taken literally): a missing SSP is a
    data problem for QA, not something this module guesses around.
+   A discount tied to specific obligations (ASC 606-10-32-37, IFRS 15.82): when the deal
+   names the lines its discount belongs to (`discount_applies_to`, with evidence), every
+   other line gets its SSP total and the named lines share the rest by relative SSP, before
+   any residual approach (32-38); see `models.tied_discount`. A designation the prices do
+   not fit fails QA and, if waived, is allocated as if no discount were tied.
    The residual approach (ASC 606-10-32-34(c), IFRS 15.79(c)): lines flagged
    `ssp_highly_variable` (a product sold at widely varying prices, so no SSP can be
    observed) get what is left of the fixed price after every other line receives its
@@ -30,8 +35,8 @@ Two steps, both pure:
      profile (the allocated amount spread over the term by days), flagged `requires_event`.
 
 Every split uses `models.money.allocate` (each share cut to the currency's minor unit,
-the units left over handed out by largest remainder), so each obligation's entries sum to its allocation and the schedule sums to
-the transaction price to the minor unit.
+the units left over handed out by largest remainder), so each obligation's entries sum to its
+allocation and the schedule sums to the transaction price to the minor unit.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from models.calendar_math import days_inclusive, month_slices, period_label
 from models.contract_terms import booked_consideration
 from models.deal import DealLine, DealSubmission, RecognitionType
 from models.money import CurrencyCode, Money, allocate, money_sum
+from models.tied_discount import shares_fixed_price, tied_discount_note, tied_split
 
 Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="'YYYY-MM'")]
 
@@ -168,15 +174,11 @@ def allocate_transaction_price(deal: DealSubmission) -> list[Obligation]:
     ]
 
 
-def _is_variable(deal: DealSubmission, line: DealLine) -> bool:
-    return deal.line_recognition(line) is RecognitionType.TIME_AND_MATERIALS
-
-
 def _allocated_amounts(deal: DealSubmission) -> list[Money]:
-    fixed_lines = [line for line in deal.lines if not _is_variable(deal, line)]
+    fixed_lines = [line for line in deal.lines if shares_fixed_price(deal, line)]
     fixed_parts = iter(_relative_ssp_split(deal, fixed_lines))
     return [
-        line.net_total(deal.currency) if _is_variable(deal, line) else next(fixed_parts)
+        next(fixed_parts) if shares_fixed_price(deal, line) else line.net_total(deal.currency)
         for line in deal.lines
     ]
 
@@ -194,6 +196,9 @@ def _relative_ssp_split(deal: DealSubmission, lines: list[DealLine]) -> list[Mon
     if not lines:
         return []
     price = money_sum((booked_consideration(deal, line) for line in lines), currency)
+    tied = tied_split(deal, lines, price)
+    if tied is not None and tied.parts is not None:
+        return tied.parts
     residual = _residual_split(deal, lines, price)
     if residual is not None:
         return residual
@@ -350,4 +355,5 @@ def _convention(deal: DealSubmission) -> str:
         "calendar month's share recognised on its last day; perpetual licenses at delivery on "
         "the start date; milestones when delivered and accepted; T&M as hours are approved; "
         f"splits cut to the {deal.currency} minor unit, leftover units by largest remainder."
+        + tied_discount_note(deal)
     )

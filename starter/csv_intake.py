@@ -10,7 +10,8 @@ that holds the model, unless they already carry that prefix: `customer.name` is
 is `billing_contact_email`, `customer.billing_address.city` is `billing_address_city`. The
 milestone schedule sits in one deal-level `milestones` column:
 `milestone_id|line_id|description|due_date|amount` per milestone, milestones separated by
-`;`, with `\\|`, `\\;` and `\\\\` for a literal bar, semicolon or backslash.
+`;`, with `\\|`, `\\;` and `\\\\` for a literal bar, semicolon or backslash. A list of line
+ids (`discount_applies_to`) is one cell with the ids separated by `;` (`B;C`).
 
 Values: numbers are plain decimals with a point and no thousands separators (`1200.50`),
 dates are ISO (`2026-10-01`), booleans are `true`/`false` (also `yes`/`no`, `1`/`0`), an
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.deal import DealLine, DealSubmission, Milestone
 
-Kind = Literal["text", "decimal", "date", "bool", "milestones"]
+Kind = Literal["text", "decimal", "date", "bool", "milestones", "ids"]
 Level = Literal["deal", "line"]
 
 # The list field whose elements are rows (one per contract line), and the list field whose
@@ -107,6 +108,8 @@ def _unwrap_optional(annotation: Any) -> Any:
 def _kind(annotation: Any, name: str) -> Kind:
     if name == PACKED_FIELD:
         return "milestones"
+    if get_origin(annotation) is list:
+        return "ids"
     if annotation is bool:
         return "bool"
     if isinstance(annotation, type) and issubclass(annotation, Decimal):
@@ -347,6 +350,8 @@ def _convert(kind: Kind, raw: str) -> Any:
         raise _CellError(f"{raw!r} is not true or false")
     if kind == "milestones":
         return [_milestone(i, fields) for i, fields in enumerate(_split_milestones(raw), 1)]
+    if kind == "ids":
+        return [part.strip() for part in raw.split(";")]
     return raw
 
 
@@ -488,6 +493,8 @@ def _cell(column: Column, value: Any) -> str:
         return ";".join(
             "|".join(_escape(_text(milestone[f])) for f in MILESTONE_FIELDS) for milestone in value
         )
+    if column.kind == "ids" and value is not None:
+        return ";".join(value)
     return _text(value)
 
 

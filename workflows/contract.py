@@ -43,7 +43,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.invoice_dispatch import DispatchInvoiceInput, InvoiceDispatchActivities
     from activities.invoicing import InvoicingActivities, IssueInvoiceInput
     from activities.ledger import LedgerActivities, PostRecognitionInput
-    from models.amendment import Amendment, AmendmentKind, amendment_problems, apply_amendment
+    from models.amendment import (
+        Amendment,
+        AmendmentKind,
+        amendment_problems,
+        apply_amendment,
+        treatment_of,
+    )
     from models.billing import BillingEvent, milestone_invoice_lines
     from models.calendar_math import ONE_DAY, add_months, month_end, period_label
     from models.case import CaseInput
@@ -401,7 +407,7 @@ class ContractWorkflow:
 
     async def _amend(self, amendment: Amendment) -> AmendmentResult:
         before, today = self._s.terms, self._today()
-        after = apply_amendment(before, amendment)
+        after, treatment = apply_amendment(before, amendment), treatment_of(before, amendment)
         version = self._s.schedule_version + 1
         await self._activity(ContractActivities.record_amendment, AmendmentInput(
             contract_id=self._s.contract_id, amendment=amendment, before=before, after=after,
@@ -415,11 +421,11 @@ class ContractWorkflow:
             credit_note = await self._settle_cancellation(amendment, today)
             workflow.upsert_search_attributes([sa.STAGE.value_set(ContractStatus.CANCELLED.value)])
         self._event("contract.amended", f"{amendment.kind.value} {amendment.amendment_id} from "
-                    f"{amendment.effective_date} ({amendment.treatment.value}); schedule v{version}",
+                    f"{amendment.effective_date} ({treatment.value}); schedule v{version}",
                     credit_note)  # fmt: skip
         start = self._next_period_start()
         return AmendmentResult(
-            amendment_id=amendment.amendment_id, treatment=amendment.treatment,
+            amendment_id=amendment.amendment_id, treatment=treatment,
             schedule_version=version, schedule_deadline=_add_weekdays(today, SCHEDULE_DEADLINE_BUSINESS_DAYS),
             billing_from_period=self._s.next_period if start is not None else None,
             credit_note=credit_note,

@@ -100,10 +100,10 @@ async def test_a_milestone_accepted_through_the_api_is_invoiced_mailed_and_earne
     assert "line_id: L1 is not a recurring line" in bad.json()["detail"]
 
     resend = f"/contracts/{deal_id}/invoices/{number}/resend"
-    delivered = await api.post(resend, headers=headers, json={
+    not_bounced = await api.post(resend, headers=headers, json={
         "email": "ap@example.com", "reason": "new AP mailbox"})  # fmt: skip
-    assert delivered.status_code == 409
-    assert f"invoice_number: {number} is not an undelivered invoice" in delivered.json()["detail"]
+    assert not_bounced.status_code == 409
+    assert f"invoice_number: {number} is not an undelivered invoice" in not_bounced.json()["detail"]
     malformed = await api.post(resend, headers=headers, json={"email": "not-an-address"})
     assert malformed.status_code == 422
     assert {p["field"] for p in malformed.json()["detail"]} == {"email", "reason"}

@@ -12,7 +12,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.amendment import Amendment, AmendmentKind, Treatment, apply_amendment
+from models.amendment import Amendment, AmendmentKind, Treatment, apply_amendment, treatment_of
 from models.billing import first_invoice
 from models.contract_flow import Credit, CreditBalance
 from models.contract_invoicing import (
@@ -136,19 +136,20 @@ def test_credits_offset_the_periods_they_name_and_never_take_an_invoice_below_ze
     assert lines == []
 
 
-def test_a_seat_change_is_prospective_revenue_already_earned_does_not_move() -> None:
-    """10 seats at 1,200 for 2027 (12,000, 1,000 a month), 5 more from 2027-04-16 (18,000 a
-    year): billing brings in 3 × 1,000 + (1,000 + 250) + 8 × 1,500 = 16,250, so the schedule
-    grows by 4,250. Jan..Mar keep their entries; April keeps 15 of 30 days of its old entry
-    and the rest is spread by day from 2027-04-16."""
-    deal = subscription("10", "1200")
+def test_a_seat_change_below_ssp_is_prospective_revenue_already_earned_does_not_move() -> None:
+    """10 seats at 1,200 for 2027 (12,000, 1,000 a month) whose SSP is 1,500 a seat, 5 more
+    from 2027-04-16 at the same 1,200 (18,000 a year): below SSP, so not a separate contract
+    (25-12) but 25-13(a). Billing brings in 3 × 1,000 + (1,000 + 250) + 8 × 1,500 = 16,250,
+    so the schedule grows by 4,250. Jan..Mar keep their entries; April keeps 15 of 30 days
+    of its old entry and the rest is spread by day from 2027-04-16."""
+    deal = subscription("10", "1200", standalone_selling_price=Decimal(1500))
     booked = ContractTerms.booked(deal)
     amendment = change(AmendmentKind.SEAT_CHANGE, date(2027, 4, 16), line_id="L1",
                        new_quantity=Decimal(15))  # fmt: skip
     after = apply_amendment(booked, amendment)
     old = build_schedule(deal).entries
     new = modified_schedule(old, booked, after, amendment, frozenset())
-    assert amendment.treatment is Treatment.PROSPECTIVE
+    assert treatment_of(booked, amendment) is Treatment.PROSPECTIVE
     assert money_sum((e.amount for e in new), "USD") == usd("16250.00")
     assert new[:3] == old[:3]
     assert [e.period for e in new] == [e.period for e in old]

@@ -135,6 +135,23 @@ def test_milestone_text_with_separators_survives_the_round_trip() -> None:
     assert parsed[0].data["milestones"][0]["description"] == r"Design; sign-off | phase 1 \ EMEA"
 
 
+def test_a_tied_discount_is_one_cell_of_line_ids_and_a_rule_it_breaks_names_its_column() -> None:
+    """hs-deal-90401 has lines L1 and L2: the discount tied to L2 is the cell `L2`; naming a
+    line the deal lacks is refused at the deal's first row, column discount_applies_to."""
+    deal = {**_deal("hs-deal-90401"), "discount_applies_to": ["L2"],
+            "discount_evidence": "L2 sells alone at 20% off the list price"}  # fmt: skip
+    table = list(csv.reader(io.StringIO(deals_to_csv([deal]))))
+    assert {row[table[0].index("discount_applies_to")] for row in table[1:]} == {"L2"}
+    parsed = parse_deals_csv(_text(table))
+    assert parsed[0].data is not None
+    assert parsed[0].data["discount_applies_to"] == ["L2"]
+    for row in (2, 3):
+        _set(table, row, "discount_applies_to", "L2;L9")
+    assert _messages(parse_deals_csv(_text(table))[0]) == [
+        "row 2, column discount_applies_to: L9 is not a line of this deal (L1, L2)"
+    ]
+
+
 # --- cell errors name row and column ------------------------------------------------------------
 
 

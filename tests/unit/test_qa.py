@@ -297,6 +297,39 @@ def test_milestone_line_without_milestones_fails_milestones_total(rules: RuleSet
     )
 
 
+def example_34(price_each: str) -> DealSubmission:
+    """ASC 606 Example 34's products A, B, C (SSPs 40, 55, 45), each sold for `price_each`,
+    the discount tied to B and C ("sold together for 60, A alone for 40")."""
+    lines = [make_line(line_id, ProductType.LICENSE, price_each, ssp=ssp,
+                       recognition=RecognitionType.PERPETUAL_LICENSE)
+             for line_id, ssp in (("A", "40"), ("B", "55"), ("C", "45"))]  # fmt: skip
+    return make_deal(lines, discount_applies_to=["B", "C"],
+                     discount_evidence="B and C sell together for 60, A alone for 40")  # fmt: skip
+
+
+def test_discount_tied_to_lines_the_price_leaves_room_for_passes_discount_applies_to(
+    rules: RuleSet,
+) -> None:
+    """Sold for 3 × 33.33 = 99.99: A gets its SSP 40, B and C 59.99 (between 0 and 100)."""
+    assert_passed(gate("structural.discount_applies_to", example_34("33.33"), good_customer(),
+                       rules))  # fmt: skip
+
+
+def test_discount_tied_to_lines_the_price_cannot_carry_fails_discount_applies_to(
+    rules: RuleSet,
+) -> None:
+    """Sold for 3 × 50 = 150, more than the SSPs (140): B and C would get 150 − 40 = 110, more
+    than their SSPs of 100, so there is no discount on them to tie."""
+    assert_failed(
+        gate("structural.discount_applies_to", example_34("50"), good_customer(), rules),
+        Role.FINANCE,
+        "Deal D-1: the discount tied to lines B, C does not fit its prices: B, C would get "
+        "110.00 USD, more than their SSPs 100.00 USD: the contract has no discount on them to "
+        "tie; fix the prices or the designation (waived, the discount is allocated over all "
+        "lines in proportion)",
+    )
+
+
 def test_milestone_naming_a_line_the_deal_lacks_fails_milestones_total(rules: RuleSet) -> None:
     """IMPL 50,000.00 USD has M1 30,000.00 and M2 20,000.00, plus M3 on line L9."""
     deal = milestone_deal("30000", "20000")
@@ -791,6 +824,7 @@ FAILING: dict[str, Scenario] = {
         good_customer(),
     ),
     "structural.milestones_total": lambda: (milestone_deal("20000", "20000"), good_customer()),
+    "structural.discount_applies_to": lambda: (example_34("10"), good_customer()),
     "structural.tax_jurisdiction_known": lambda: (
         clean_deal(tax_jurisdiction="KW"),
         good_customer(),
@@ -832,6 +866,7 @@ OWNERS: dict[str, Role] = {
     "structural.lines_total_tcv": Role.SALES_OPS,
     "structural.line_prices": Role.SALES_OPS,
     "structural.milestones_total": Role.SALES_OPS,
+    "structural.discount_applies_to": Role.FINANCE,
     "structural.tax_jurisdiction_known": Role.BILLING,
     "structural.billing_entity_known": Role.BILLING,
     "business.payment_terms_policy": Role.FINANCE,

@@ -443,3 +443,74 @@ def test_asc_606_example_34_case_a_allocates_the_discount_over_all_three_product
     allocated = [o.allocated for o in allocate_transaction_price(deal)]
     assert allocated == [usd("28.57"), usd("39.29"), usd("32.14")]
     assert money_sum(allocated, "USD") == usd("100.00")
+
+
+def example_34(
+    *nets: str, tied: list[str] | None = None, variable_d: bool = False
+) -> DealSubmission:
+    """ASC 606 Example 34: products A, B, C (SSPs 40, 55, 45), with D when `nets` has four
+    (no observable SSP: sold from 15 to 45), each delivered at once; `nets` are the contract
+    prices of A, B, C (and D); `tied` names the lines the discount belongs to."""
+    ssps = ("40", "55", "45", "0")
+    lines = [
+        make_line(line_id, ProductType.LICENSE, net, ssp=ssp,
+                  recognition=RecognitionType.PERPETUAL_LICENSE)
+        for line_id, net, ssp in zip("ABCD", nets, ssps, strict=False)
+    ]  # fmt: skip
+    if variable_d:
+        lines[3] = lines[3].model_copy(update={"ssp_highly_variable": True})
+    evidence = "B and C are regularly sold together for 60 and A alone for 40" if tied else None
+    return make_deal(lines, discount_applies_to=tied, discount_evidence=evidence)
+
+
+def test_asc_606_example_34_case_b_ties_the_whole_discount_to_b_and_c() -> None:
+    """ASC 606 Example 34 (606-10-55-259..55-269), Case B: A, B and C (SSPs 40, 55, 45: 140) are
+    sold for 100. The entity regularly sells B and C together for 60 and A alone for 40, so
+    the whole discount of 40 belongs to B and C (32-37). The contract prices the lines at
+    30, 40 and 30; that does not matter:
+    A   its SSP                                 40.00
+    B   (100 − 40) × 55 / (55 + 45) = 60 × 0.55  33.00
+    C   (100 − 40) × 45 / (55 + 45) = 60 × 0.45  27.00
+    total                                       100.00 (Case A gave 28.57 / 39.29 / 32.14)."""
+    deal = example_34("30", "40", "30", tied=["B", "C"])
+
+    assert [o.allocated for o in allocate_transaction_price(deal)] == [
+        usd("40.00"), usd("33.00"), usd("27.00")]  # fmt: skip
+    schedule = build_schedule(deal)
+    assert schedule.total() == usd("100.00")
+    assert "The discount is tied to B, C (ASC 606-10-32-37" in schedule.convention
+
+
+def test_asc_606_example_34_case_c_allocates_the_tied_discount_before_the_residual() -> None:
+    """ASC 606 Example 34 (606-10-55-259..55-269), Case C: as Case B, plus product D, whose price
+    is highly variable (sold for 15 to 45), for 130 in all. The discount on B and C is
+    allocated first (32-38), then D gets the residual. The contract charges 35, 30, 30, 35
+    for A, B, C, D: B and C together at 60, their bundle price, which is what the named lines
+    get when a highly variable line is present (`models.tied_discount`).
+    A   its SSP                                   40.00  (not its contract price 35)
+    B   60 × 55 / 100                              33.00
+    C   60 × 45 / 100                              27.00
+    D   130 − (40 + 33 + 27) = 130 − 100           30.00  (within the observed 15 to 45)
+    total                                         130.00"""
+    deal = example_34("35", "30", "30", "35", tied=["B", "C"], variable_d=True)
+
+    assert [o.allocated for o in allocate_transaction_price(deal)] == [
+        usd("40.00"), usd("33.00"), usd("27.00"), usd("30.00")]  # fmt: skip
+    assert build_schedule(deal).total() == usd("130.00")
+
+
+def test_a_tied_discount_the_price_cannot_carry_is_allocated_in_proportion_and_says_why() -> None:
+    """Example 34's products sold for 30 (10 each) with the discount tied to B and C: A's SSP
+    alone (40) is more than the price, so B and C would get 30 − 40 = −10. The designation
+    does not fit (QA `structural.discount_applies_to` fails); were that waived, the price is
+    allocated as if nothing were tied: 30 × 40/140 = 8.5714, 30 × 55/140 = 11.7857,
+    30 × 45/140 = 9.6429; the floors 8.57 + 11.78 + 9.64 = 29.99 leave a cent for B, whose
+    remainder (.57 of a cent) is the largest: 8.57 / 11.79 / 9.64."""
+    deal = example_34("10", "10", "10", tied=["B", "C"])
+
+    assert [o.allocated for o in allocate_transaction_price(deal)] == [
+        usd("8.57"), usd("11.79"), usd("9.64")]  # fmt: skip
+    assert (
+        "Discount stated as tied to B, C allocated in proportion instead: the price 30.00 USD "
+        "is short of the other lines' SSPs 40.00 USD, so B, C would get -10.00 USD."
+    ) in build_schedule(deal).convention

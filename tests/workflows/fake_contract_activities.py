@@ -30,6 +30,7 @@ from models.invoice import Invoice, draft_invoice, invoice_number
 from models.ledger import JournalEntry, billing_entry, recognition_entry
 from models.modification import CreditTooLarge, credited_schedule, modified_schedule
 from models.money import Money
+from models.reallocation import ModificationShortfall
 from models.recognition import ScheduleEntry, build_schedule
 
 
@@ -208,8 +209,13 @@ class FakeContractSystems:
         if any(a.amendment.amendment_id == data.amendment.amendment_id for a in self.amendments):
             return
         current = self.schedule_of(data.before.versions[0].deal)
-        self.schedules[data.contract_id].append(modified_schedule(
-            current, data.before, data.after, data.amendment, frozenset(data.delivered)))  # fmt: skip
+        try:
+            entries = modified_schedule(current, data.before, data.after, data.amendment,
+                                        frozenset(data.delivered))  # fmt: skip
+        except ModificationShortfall as exc:
+            raise ApplicationError(str(exc), type="InvalidContractChange",
+                                   non_retryable=True) from exc  # fmt: skip
+        self.schedules[data.contract_id].append(entries)
         self.amendments.append(data)
 
     @activity.defn(name="finish_contract")
