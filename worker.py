@@ -11,6 +11,7 @@ import compileall
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,9 @@ def activity_list(
     ]
 
 
+STICKY_TIMEOUT = timedelta(seconds=30)
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The deterministic sandbox; pydantic's e-mail validator and its IDNA codec are loaded
     lazily on first use, so they are passed through instead of reloaded per workflow."""
@@ -171,6 +175,11 @@ def build_worker(
         activities=activity_list(pool, http, smtp, chat_webhook_url),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=50,
+        # Under a burst (month end, a bulk import) workflow tasks can wait longer than the
+        # SDK's 10 s for this worker's sticky queue; each timeout then replays the whole
+        # history on another poll, costing CPU exactly when there is none to spare. A crashed
+        # worker's workflows move to another one after this long instead.
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 

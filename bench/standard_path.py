@@ -9,9 +9,10 @@ their wheels) in a temporary state dir on free ports, unless TEMPORAL_ADDRESS / 
 name servers to use instead; migrates, and runs the product's worker in this process
 (`starter.services.running_services`, without the HTTP API). Beside it, on its own task queue,
 the same client runs a second worker with the product worker's options for the baseline
-(`bench.baseline.BaselineWorkflow`: as many empty regular activities, in sequence, as a deal
-runs on the standard path, counted from the warm-up's histories; the deal workflow's timeout
-and retry policy).
+(`bench.baseline`: the same shape as a deal with no domain work: as many empty regular
+activities as a deal runs, then a child with as many as its contract workflow runs before its
+first timer, and a timer; counted from the warm-up's histories). Book deals are moved to
+start in the run's month, and a phase ends when every child has settled.
 
 Each phase starts N workflows at once (at most `--concurrency` start calls in flight), waits
 for every result with a deadline, and measures workflows/s over the wall time from the first
