@@ -16,8 +16,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from tests.workflows.fake_activities import FakeSystems
+from worker import WORKFLOWS, workflow_runner
 from workflows import search_attributes
 
 
@@ -44,12 +46,28 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path()
     ) as environment:
         await register_search_attributes(environment.client)
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_server() as environment:
+        yield environment
+
+
+@pytest.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own, from a clean clock, for modules that move
+    the clock by weeks or run a calendar into later years: the session server's clock only
+    moves forward, and its time-skipping locks do not always recover between tests
+    (temporalio/samples-dotnet#72). Such a module overrides `env` with this."""
+    async with time_skipping_server() as environment:
         yield environment
 
 
@@ -69,3 +87,13 @@ async def systems(env: WorkflowEnvironment) -> AsyncIterator[FakeSystems]:
     for workflow_id in sorted(fakes.workflow_ids):
         with contextlib.suppress(RPCError):
             await env.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+
+@pytest.fixture
+async def worker(
+    env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
+) -> AsyncIterator[Worker]:
+    """The product's workflows, with the outside systems faked, on the test's task queue."""
+    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS),
+                      activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
+        yield w

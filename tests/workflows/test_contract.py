@@ -7,14 +7,12 @@ to the dates that matter, and checks the invoices, entries and state a finance u
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -38,33 +36,17 @@ from models.money import Money, money_sum
 from models.recognition import ScheduleKind
 from models.rules import RuleSet
 from tests.builders import make_deal, make_line, make_milestone
-from tests.workflows import conftest as workflow_tests
 from tests.workflows.fake_activities import FakeSystems
 from tests.workflows.fake_contract_activities import FakeUsage
-from worker import WORKFLOWS, workflow_runner
 from workflows.contract import ContractWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+async def env(own_env: WorkflowEnvironment) -> WorkflowEnvironment:
     """A clean clock per test: these tests run a contract's calendar from today into 2027
     and 2028, and the session server's clock would have moved past it."""
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=workflow_tests.test_server_path(),
-    ) as environment:
-        await workflow_tests.register_search_attributes(environment.client)
-        yield environment
-
-
-@pytest.fixture
-async def worker(
-    env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
-) -> AsyncIterator[Worker]:
-    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS),
-                      activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
-        yield w
+    return own_env
 
 
 def usd(amount: str) -> Money:

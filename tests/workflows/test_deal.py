@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 
@@ -29,20 +28,10 @@ from models.rules import Role, RuleSet
 from starter.deal_start import start_deal
 from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
-from worker import WORKFLOWS, workflow_runner
 from workflows import search_attributes as sa
 from workflows.contract import ContractWorkflow
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
-
-
-@pytest.fixture
-async def worker(
-    env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
-) -> AsyncIterator[Worker]:
-    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS),
-                      activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
-        yield w
 
 
 def annual_saas(**overrides: object) -> DealSubmission:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -39,9 +38,7 @@ from models.deal_flow import DealInput, DealStage
 from models.rules import Role, RuleSet
 from starter.deal_start import start_deal
 from tests.builders import make_deal, make_line
-from tests.workflows import conftest as workflow_tests
 from tests.workflows.fake_activities import OPERATING, FakeSystems
-from worker import WORKFLOWS, workflow_runner
 from workflows import search_attributes as sa
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
@@ -52,25 +49,11 @@ TERMS_CHECK = "business.payment_terms_policy"
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+async def env(own_env: WorkflowEnvironment) -> WorkflowEnvironment:
     """A time-skipping server per test here: these tests move its clock by weeks, and the
     server's time-skipping locks do not always recover between tests (see
     temporalio/samples-dotnet#72), so each test starts from a clean clock."""
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=workflow_tests.test_server_path(),
-    ) as environment:
-        await workflow_tests.register_search_attributes(environment.client)
-        yield environment
-
-
-@pytest.fixture
-async def worker(
-    env: WorkflowEnvironment, task_queue: str, systems: FakeSystems
-) -> AsyncIterator[Worker]:
-    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS),
-                      activities=systems.all(), workflow_runner=workflow_runner()) as w:  # fmt: skip
-        yield w
+    return own_env
 
 
 def friday_before_a_monday_holiday(after: datetime) -> date:
