@@ -396,6 +396,8 @@ def _fit_cell(pdf: FPDF, width: float, height: float, text: str) -> None:
 
 
 def _text_height(pdf: FPDF, width: float, line_height: float, text: str) -> float:
+    if "\n" not in text and pdf.get_string_width(text) <= width - 2 * pdf.c_margin:
+        return line_height  # fits on one line (most do): no need to lay it out to know
     lines = pdf.multi_cell(width, line_height, text, dry_run=True, output=MethodReturnValue.LINES)
     assert isinstance(lines, list)
     return len(lines) * line_height
@@ -412,7 +414,10 @@ def _block(
         pdf.set_font(FONT, style, size)
         pdf.set_text_color(*color)
         pdf.set_x(x)
-        pdf.multi_cell(width, size * 0.5, text, align="L", new_x=XPos.LEFT, new_y=YPos.NEXT)
+        if "\n" not in text and pdf.get_string_width(text) <= width - 2 * pdf.c_margin:
+            pdf.cell(width, size * 0.5, text, align="L", new_x=XPos.LEFT, new_y=YPos.NEXT)
+        else:  # lay it out over as many lines as it takes
+            pdf.multi_cell(width, size * 0.5, text, align="L", new_x=XPos.LEFT, new_y=YPos.NEXT)
 
 
 def _label(text: str) -> tuple[str, str, float, tuple[int, int, int]]:
