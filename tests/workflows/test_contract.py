@@ -222,6 +222,41 @@ async def test_a_milestone_delivered_late_is_invoiced_and_earned_when_it_is_acce
     assert state.delivered == ["M1", "M2"]
 
 
+async def test_deliverables_added_at_their_ssp_are_a_separate_contract_billed_on_acceptance(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet, systems: FakeSystems
+) -> None:
+    """After M1, the customer adds a data migration (15,000, its SSP) with one deliverable
+    due 2027-06-30. Priced at its SSP, it is a separate contract (ASC 606-10-25-12): the
+    original milestones keep their 90,000, the new line gets its own 15,000, earned and
+    invoiced when M4 is accepted."""
+    deal = milestone_project()
+    handle = await start_contract(env.client, systems, deal, rules, worker.task_queue)
+    await run_until(env, date(2027, 2, 26))
+    await update(env, handle, ContractWorkflow.deliver_milestone, accepted("M1", date(2027, 2, 26)))
+
+    await run_until(env, date(2027, 3, 2))
+    migration = make_line("L2", ProductType.SERVICES, "15000", product="Data migration",
+                          recognition=RecognitionType.MILESTONE)  # fmt: skip
+    result = await update(env, handle, ContractWorkflow.amend, Amendment(
+        amendment_id="A-3", kind=AmendmentKind.ADD_DELIVERABLES, effective_date=date(2027, 3, 2),
+        requested_by="priya.raman", reason="change order CO-7: legacy data migration",
+        new_line=migration, milestones=[make_milestone("M4", "L2", date(2027, 6, 30), "15000")]))  # fmt: skip
+    assert result.treatment is Treatment.SEPARATE_CONTRACT
+    schedule = systems.schedules[deal.deal_id][-1]
+    by_line = {ln: money_sum((e.amount for e in schedule if e.line_id == ln), "USD")
+               for ln in ("L1", "L2")}  # fmt: skip
+    assert by_line == {"L1": usd("90000"), "L2": usd("15000")}
+
+    await run_until(env, date(2027, 7, 1))
+    m4 = await update(env, handle, ContractWorkflow.deliver_milestone,
+                      accepted("M4", date(2027, 7, 1)))  # fmt: skip
+    assert m4.recognised == usd("15000")
+    invoice = systems.contract_invoices(deal.deal_id)[-1]
+    assert invoice.subtotal == usd("15000")
+    assert invoice.lines[0].description == "Data migration: Deliverable M4"
+    assert systems.revenue_by_line(deal.deal_id, "USD") == {"L1": usd("20000"), "L2": usd("15000")}
+
+
 def usage_contract(threshold: str) -> DealSubmission:
     """API calls at 0.50 each for 2027, an early invoice once 5,000 of usage is unbilled."""
     line = make_line("L1", ProductType.USAGE, "0.50", quantity="120000", product="API usage",
