@@ -26,3 +26,9 @@ def migrate(database_url: str) -> None:
 
 async def migrate_async(database_url: str) -> None:
     await asyncio.to_thread(migrate, database_url)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Take the schema back to `revision` ("0008", or "base" for nothing). Data only the
+    later revisions could hold is lost (each migration's downgrade says what)."""
+    command.downgrade(_alembic_config(database_url), revision)

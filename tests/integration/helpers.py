@@ -7,11 +7,15 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -19,6 +23,7 @@ from models.case import CaseState
 from models.deal_flow import DealOutcome, DealStage, DealState
 from starter.intake import Intake
 from starter.services import Services
+from starter.settings import Settings
 from workflows.deal import DealWorkflow
 from workflows.exception_case import ExceptionCaseWorkflow
 
@@ -132,3 +137,31 @@ async def open_case(
     )  # fmt: skip
     await wait_for_case(services.client, case_id, lambda c: c.sla_deadline is not None)
     return workflow_id, case_id
+
+
+@asynccontextmanager
+async def scratch_database(
+    services: Services, stack_settings: Settings, prefix: str
+) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the session's server, owned by the application's
+    login role and dropped at the end. Skips the test where the server refuses to create one
+    (a production server whose login role may not)."""
+    parts = urlsplit(services.settings.effective_database_url)
+    owner = parts.username or "revops"
+    if stack_settings.embedded_database:  # the cluster's superuser may create databases
+        admin_url = urlunsplit(parts._replace(netloc=f"postgres@{parts.netloc.split('@')[-1]}",
+                                              path="/postgres"))  # fmt: skip
+    else:
+        admin_url = urlunsplit(parts)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute("SET ROLE NONE")  # the login role itself, not the application role
+    try:
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        except asyncpg.InsufficientPrivilegeError as exc:
+            pytest.skip(f"cannot create a scratch database on this server: {exc}")
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -60,6 +59,7 @@ from starter.services import Services
 from starter.settings import PROJECT_ROOT, Settings
 from tests.integration.helpers import (
     book_deal,
+    scratch_database,
     unique_deal_id,
     wait_for_case,
     wait_for_outcome,
@@ -376,22 +376,7 @@ async def insert_raw(conn: DbConnection, key: str, occurred_at: str) -> None:
 async def scratch(services: Services, stack_settings: Settings) -> AsyncIterator[Scratch]:
     """A fresh, migrated database on the session's server with a short chain of audit events
     (two sequence numbers left unused on purpose), dropped at the end."""
-    parts = urlsplit(services.settings.effective_database_url)
-    owner = parts.username or "revops"
-    if stack_settings.embedded_database:  # the cluster's superuser may create databases
-        admin_url = urlunsplit(parts._replace(netloc=f"postgres@{parts.netloc.split('@')[-1]}",
-                                              path="/postgres"))  # fmt: skip
-    else:
-        admin_url = urlunsplit(parts)
-    name = f"revops_audit_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute("SET ROLE NONE")  # the login role itself, not the application role
-    try:
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
-        except asyncpg.InsufficientPrivilegeError as exc:
-            pytest.skip(f"cannot create a scratch database on this server: {exc}")
-        url = urlunsplit(parts._replace(path=f"/{name}"))
+    async with scratch_database(services, stack_settings, "revops_audit") as url:
         await migrate_async(url)
         pool = await create_pool(url, max_size=3)
         try:
@@ -415,9 +400,6 @@ async def scratch(services: Services, stack_settings: Settings) -> AsyncIterator
             yield Scratch(url, pool)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def chain_of(conn: DbConnection) -> list[AuditRow]:
