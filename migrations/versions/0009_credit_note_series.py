@@ -7,6 +7,8 @@ account for every number of each series.
 - `invoice` gets `series`; the uniqueness of (entity_code, sequence) becomes
   (entity_code, series, sequence). Credit notes issued before this migration keep their
   numbers, which were taken from the invoice series, and stay in it.
+- Downgrading is refused once a credit note has a number of its own series (it would have to
+  be renumbered).
 
 Revision ID: 0009
 Revises: 0008
@@ -14,6 +16,7 @@ Revises: 0008
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
@@ -43,6 +46,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    issued = (
+        op.get_bind()
+        .execute(sa.text("SELECT count(*) FROM invoice WHERE series = 'credit_note'"))
+        .scalar_one()
+    )
+    if issued:
+        raise RuntimeError(
+            f"{issued} credit notes are numbered in their own series; before 0009 they shared "
+            "the invoice series, and renumbering issued documents is not allowed: downgrade "
+            "refused"
+        )
     _run("""
         ALTER TABLE invoice DROP CONSTRAINT invoice_series_known;
         ALTER TABLE invoice DROP CONSTRAINT invoice_entity_code_series_sequence_key;

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 
 from starter.database import downgrade, migrate_async
 from starter.services import Services
@@ -36,6 +37,15 @@ ORDER BY 1
 """
 
 
+CREDIT_NOTE = """
+SET ROLE NONE;
+INSERT INTO invoice (number, entity_code, series, sequence, idempotency_key, deal_id,
+    customer_id, currency, invoice_date, due_date, subtotal, tax, total, document)
+VALUES ('LLUS-CN-000001', 'LL-US', 'credit_note', 1, 'it:credit-note', 'it-deal', 'it-co',
+    'USD', '2026-11-23', '2026-11-23', -100, 0, -100, '{}')
+"""
+
+
 async def schema(url: str) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
@@ -51,6 +61,18 @@ async def test_every_migration_downgrades_and_upgrades_again(
         await migrate_async(url)
         newest = await schema(url)
         assert any(line.startswith("column invoice.series ") for line in newest)
+
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(CREDIT_NOTE)
+            with pytest.raises(
+                RuntimeError, match="1 credit notes are numbered in their own series"
+            ):
+                await asyncio.to_thread(downgrade, url, "0008")
+            await conn.execute("DELETE FROM invoice")  # as the owner: the role may not
+        finally:
+            await conn.close()
+        assert await schema(url) == newest
 
         await asyncio.to_thread(downgrade, url, "0008")
         before_credit_notes = await schema(url)
