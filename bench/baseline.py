@@ -6,8 +6,8 @@ invoice) and then waits on a durable timer for its next invoice date. The baseli
 same shape with no domain work at all:
 
 - `BaselineWorkflow` runs `steps` empty activities one after another, then starts a
-  `BaselineContractWorkflow` child with the same parent-close policy and as many search
-  attributes as a contract gets;
+  `BaselineContractWorkflow` child with the same parent-close policy. Neither sets search
+  attributes: like the deal's, the contract's are the product's own cost;
 - the child runs `child_steps` empty activities, the last of which records in this process
   that the child has settled (the benchmark waits for that, as it waits for each contract's
   first invoice to be e-mailed), then sleeps on a timer.
@@ -31,7 +31,6 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import STEP_RETRY, STEP_TIMEOUT
-    from workflows import search_attributes as sa
 
 CHILD_WAIT = timedelta(days=30)  # a contract waits on a timer for its next invoice date
 SETTLED: set[str] = set()  # ids of baseline children whose last activity ran (this process)
@@ -84,7 +83,6 @@ class BaselineWorkflow:
                 BaselineContractWorkflow.run, shape.child_steps,
                 id=f"{workflow.info().workflow_id}-child",
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=sa.contract_attributes("active", 1.0, "USD"),
                 static_summary="baseline child",
             )  # fmt: skip
         return shape.steps
