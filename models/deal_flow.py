@@ -37,6 +37,12 @@ class DealInput(BaseModel):
     inbox_id: int | None = None
     submitted_by: str
     rules: RuleSet
+    starts_contract: bool = Field(
+        default=False,
+        description="Set by `start_deal`: this deal began on code that always starts its "
+        "contract workflow, so it needs no `contract-workflow` patch marker (a marker event "
+        "and a search-attribute write per deal). Absent, so False, in older histories.",
+    )
 
 
 class OpenCase(BaseModel):

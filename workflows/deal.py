@@ -90,9 +90,10 @@ class DealWorkflow:
         await self._issue_first_invoice(deal)
         await self._recognise(deal)
         invoiced = self._state.invoice is not None
-        if workflow.patched("contract-workflow") and (
-            invoiced or has_work_after_first_invoice(deal)
-        ):
+        # Deals started before the contract workflow existed replay without one; their input
+        # lacks `starts_contract`, so only they pay for the patch marker.
+        contract_code = data.starts_contract or workflow.patched("contract-workflow")
+        if contract_code and (invoiced or has_work_after_first_invoice(deal)):
             await self._start_contract(deal)
         return await self._finish(DealStage.COMPLETED, "booked, invoiced and posted")
 

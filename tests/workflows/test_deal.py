@@ -25,7 +25,7 @@ from models.deal import (
 from models.deal_flow import DealInput, DealOutcome, DealStage
 from models.money import Money
 from models.rules import Role, RuleSet
-from starter.deal_start import start_deal
+from starter.deal_start import initial_search_attributes, start_deal
 from tests.builders import make_deal, make_line
 from tests.workflows.fake_activities import FakeSystems
 from workflows import search_attributes as sa
@@ -265,3 +265,40 @@ async def test_contract_starts_with_its_discounts_booked_and_listed(
     ran = [e.activity_task_scheduled_event_attributes.activity_type.name
            for e in events if e.HasField("activity_task_scheduled_event_attributes")]  # fmt: skip
     assert ran == ["dispatch_invoice"]
+
+
+async def test_deals_started_today_pay_for_no_patch_marker(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet
+) -> None:
+    """`start_deal` marks the input as begun on contract-workflow code: the history holds no
+    `contract-workflow` marker and no TemporalChangeVersion write, and the deal's only
+    search-attribute upsert is its final stage. An input without the mark (as in histories
+    recorded before it existed) still starts the contract, behind the patch."""
+
+    async def history_of(handle: WorkflowHandle[DealWorkflow, DealOutcome]) -> list[str]:
+        described = []
+        async for e in handle.fetch_history_events():
+            if e.HasField("marker_recorded_event_attributes"):
+                described.append(f"marker {e.marker_recorded_event_attributes.marker_name}")
+            if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+                fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+                described.append(f"upsert {sorted(fields.indexed_fields)}")
+        return described
+
+    marked = await start(env.client, annual_saas(), rules, worker.task_queue)
+    unmarked_deal = annual_saas()
+    data = DealInput(deal=unmarked_deal, source="api", submitted_by="test", rules=rules)
+    unmarked = await env.client.start_workflow(
+        DealWorkflow.run, data,
+        id=f"deal-{unmarked_deal.deal_id}", task_queue=worker.task_queue,
+        search_attributes=initial_search_attributes(data),
+    )  # fmt: skip
+    for handle in (marked, unmarked):
+        assert (await handle.result()).stage is DealStage.COMPLETED
+    assert await history_of(marked) == ["upsert ['RevopsStage']"]
+    assert await history_of(unmarked) == [
+        "marker core_patch", "upsert ['TemporalChangeVersion']", "upsert ['RevopsStage']"
+    ]
+    for deal in (marked, unmarked):
+        state = await deal.query(DealWorkflow.state)
+        assert state.contract_workflow_id == f"contract-{state.deal_id}"
