@@ -297,7 +297,9 @@ async def test_deals_started_today_pay_for_no_patch_marker(
         assert (await handle.result()).stage is DealStage.COMPLETED
     assert await history_of(marked) == ["upsert ['RevopsStage']"]
     assert await history_of(unmarked) == [
-        "marker core_patch", "upsert ['TemporalChangeVersion']", "upsert ['RevopsStage']"
+        "marker core_patch",
+        "upsert ['TemporalChangeVersion']",
+        "upsert ['RevopsStage']",
     ]
     for deal in (marked, unmarked):
         state = await deal.query(DealWorkflow.state)
