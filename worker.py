@@ -36,6 +36,7 @@ from activities.invoicing import InvoicingActivities
 from activities.ledger import LedgerActivities
 from activities.notifications import NotificationActivities, SmtpSettings
 from activities.records import RecordsActivities
+from activities.smtp_send import close_smtp_sessions
 from starter.close_commands import ensure_close_schedule
 from starter.embedded_mail import smtp_settings
 from starter.embedded_temporal import ensure_search_attributes
@@ -208,6 +209,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                                     load_rule_book(settings.rules_dir).version)  # fmt: skip
         http = await stack.enter_async_context(hubspot_client(settings))
         smtp = smtp_settings(settings) if settings.smtp_host else None
+        stack.push_async_callback(close_smtp_sessions)  # once the worker has stopped
         worker = build_worker(client, pool, http, settings.task_queue, smtp=smtp,
                               chat_webhook_url=settings.chat_webhook_url.get_secret_value()
                               if settings.chat_webhook_url else None)  # fmt: skip

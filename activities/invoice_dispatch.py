@@ -41,7 +41,7 @@ from activities.invoice_mail import (
     invoice_subject,
 )
 from activities.notifications import Recipient, SmtpSettings
-from activities.smtp_send import FailureKind, classify, submit
+from activities.smtp_send import FailureKind, SmtpSessions, classify
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.deal import Contact
 from models.invoice import Invoice
@@ -85,6 +85,7 @@ class InvoiceDispatchActivities:
     def __init__(self, pool: asyncpg.Pool, smtp: SmtpSettings | None) -> None:
         self._pool = pool
         self._smtp = smtp
+        self._sessions = SmtpSessions(smtp) if smtp else None
 
     @activity.defn
     async def dispatch_invoice(self, data: DispatchInvoiceInput) -> DispatchInvoiceResult:
@@ -122,7 +123,8 @@ class InvoiceDispatchActivities:
                     message = build_invoice_message(
                         smtp, invoice, pdf, message_id, row["created_at"], to
                     )
-                    await _send(smtp, invoice, message, to)
+                    assert self._sessions is not None, "with SMTP settings"
+                    await _send(self._sessions, invoice, message, to)
                     sent_at = await _record_sent(conn, invoice, recipient, pdf, message_id, data)
         return DispatchInvoiceResult(
             invoice_number=invoice.number,
@@ -181,11 +183,13 @@ def _render_pdf(invoice: Invoice) -> bytes:
         ) from None
 
 
-async def _send(smtp: SmtpSettings, invoice: Invoice, message: EmailMessage, to: Contact) -> None:
+async def _send(
+    sessions: SmtpSessions, invoice: Invoice, message: EmailMessage, to: Contact
+) -> None:
     try:
-        refused = await submit(smtp, message, [to.email])
+        refused = await sessions.submit(message, [to.email])
     except Exception as exc:  # every path re-raises, translated for Temporal
-        raise _failure(exc, smtp, invoice, to.email) from None
+        raise _failure(exc, sessions.smtp, invoice, to.email) from None
     assert not refused, "one recipient: a refusal raises SMTPRecipientsRefused"
 
 

@@ -53,6 +53,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import DbConnection, insert_audit_event, jsonable
+from activities.smtp_send import SmtpSessions
 from models.audit import SYSTEM_ACTOR, AuditEvent
 
 log = structlog.get_logger(__name__)
@@ -185,6 +186,7 @@ class NotificationActivities:
     ) -> None:
         self._pool = pool
         self._smtp = smtp
+        self._sessions = SmtpSessions(smtp) if smtp else None
         self._chat_url = chat_webhook_url or None
         self._http = http
         if self._chat_url:
@@ -251,18 +253,8 @@ class NotificationActivities:
         message = build_message(smtp, data, message_id, created_at)
         persons = {r.email.lower(): r.person for r in data.recipients}
         try:
-            errors, _ = await aiosmtplib.send(
-                message,
-                sender=smtp.envelope_from,
-                recipients=list(dict.fromkeys(r.email for r in data.recipients)),
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.username,
-                password=smtp.password.get_secret_value() if smtp.password else None,
-                use_tls=smtp.use_tls,
-                start_tls=smtp.starttls,
-                timeout=smtp.timeout,
-            )
+            assert self._sessions is not None, "with SMTP settings"
+            errors = await self._sessions.submit(message, [r.email for r in data.recipients])
         except Exception as exc:  # every path re-raises, translated and without addresses
             raise _smtp_failure(exc, smtp, data) from None
         refused = {persons.get(addr.lower(), "?"): resp for addr, resp in errors.items()}

@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from activities.db import create_pool
 from activities.notifications import SmtpSettings
+from activities.smtp_send import close_smtp_sessions
 from models.rules import RuleSet
 from starter.api import ApiContext, create_app
 from starter.close_commands import ensure_close_schedule
@@ -67,6 +68,7 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         if live.smtp_host is None:
             mailbox = await exits.enter_async_context(EmbeddedMailbox.for_settings(live))
         smtp = smtp_settings(live, mailbox.port if mailbox else None)
+        exits.push_async_callback(close_smtp_sessions)  # once the worker has stopped
         await exits.enter_async_context(
             build_worker(client, pool, http, live.task_queue, smtp=smtp,
                          chat_webhook_url=live.chat_webhook_url.get_secret_value()
