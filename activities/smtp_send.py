@@ -14,6 +14,7 @@ more than the message itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ class SmtpSessions:
             if session.loop is loop:
                 await _quit(session)
             else:
-                session.client.close()
+                _discard(session)
 
     def _slots_here(self) -> asyncio.BoundedSemaphore:
         """The session limit, bound to the running event loop (a worker has one; a test
@@ -144,7 +145,7 @@ class SmtpSessions:
         loop = asyncio.get_running_loop()
         if self._slots is None or self._loop is not loop:
             for session in self._idle:
-                session.client.close()
+                _discard(session)
             self._idle = []
             self._slots, self._loop = asyncio.BoundedSemaphore(self.max_sessions), loop
         return self._slots
@@ -195,6 +196,12 @@ async def _answers(session: _Session) -> bool:
         session.client.close()
         return False
     return True
+
+
+def _discard(session: _Session) -> None:
+    """Drop a session of an event loop that may be closed by now (a finished test's)."""
+    with contextlib.suppress(RuntimeError):  # closing a transport of a closed loop
+        session.client.close()
 
 
 async def _quit(session: _Session) -> None:

@@ -144,3 +144,13 @@ async def test_no_server_is_a_transient_failure() -> None:
         await sessions.submit(message("nobody listens"), ["ap@customer.example"])
     assert classify(down.value).kind is FailureKind.TRANSIENT
     assert sessions.opened == 0
+
+
+def test_sessions_do_not_move_between_event_loops(server: MailServer) -> None:
+    """A worker has one event loop, a test run several: a session opened on a finished loop
+    is dropped, and the next message goes out on a new one."""
+    sessions = SmtpSessions(server.smtp)
+    asyncio.run(sessions.submit(message("on the first loop"), ["ap@customer.example"]))
+    asyncio.run(sessions.submit(message("on the second loop"), ["ap@customer.example"]))
+    assert server.handler.subjects == ["on the first loop", "on the second loop"]
+    assert sessions.opened == 2
