@@ -206,9 +206,8 @@ def _discard(session: _Session) -> None:
 
 async def _quit(session: _Session) -> None:
     try:
-        await session.client.quit()
-    except (aiosmtplib.SMTPException, OSError):
-        pass
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):  # it is going anyway
+            await session.client.quit()
     finally:
         session.client.close()
 
