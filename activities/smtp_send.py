@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -71,12 +72,12 @@ class _Session:
     client: aiosmtplib.SMTP
     loop: asyncio.AbstractEventLoop
     sent: int = 0
-    idle_since: float = 0.0
+    idle_since_ns: int = 0  # time.monotonic_ns() when last put back
 
 
 class SmtpSessions:
     """Up to `max_sessions` open SMTP sessions to one server, each reused for up to
-    `messages_per_session` messages while it has been idle less than `max_idle` seconds.
+    `messages_per_session` messages while it has been idle less than `max_idle`.
 
     A session that has been idle a while is checked with NOOP before it carries a message
     (the server may have dropped it); one that fails in any way is closed, never reused.
@@ -90,8 +91,8 @@ class SmtpSessions:
         *,
         max_sessions: int = 8,
         messages_per_session: int = 50,
-        max_idle: float = 30.0,
-        check_after: float = 2.0,
+        max_idle: timedelta = timedelta(seconds=30),
+        check_after: timedelta = timedelta(seconds=2),
     ) -> None:
         self.smtp = smtp
         self.messages_per_session = messages_per_session
@@ -125,7 +126,7 @@ class SmtpSessions:
             if session.sent >= self.messages_per_session:
                 await _quit(session)
             else:
-                session.idle_since = time.monotonic()
+                session.idle_since_ns = time.monotonic_ns()
                 self._idle.append(session)
             return errors
 
@@ -154,7 +155,7 @@ class SmtpSessions:
         loop = asyncio.get_running_loop()
         while self._idle:
             session = self._idle.pop()
-            idle_for = time.monotonic() - session.idle_since
+            idle_for = timedelta(microseconds=(time.monotonic_ns() - session.idle_since_ns) // 1000)
             if not session.client.is_connected:
                 session.client.close()
             elif idle_for >= self.max_idle:

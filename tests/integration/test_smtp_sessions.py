@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -111,7 +112,7 @@ async def test_concurrent_messages_open_no_more_sessions_than_allowed(server: Ma
 async def test_a_session_the_server_dropped_is_replaced_and_nothing_is_sent_twice(
     server: MailServer,
 ) -> None:
-    sessions = SmtpSessions(server.smtp, check_after=0.0)  # NOOP before every reuse
+    sessions = SmtpSessions(server.smtp, check_after=timedelta(0))  # NOOP before every reuse
     await sessions.submit(message("first"), ["ap@customer.example"])
     server.stop()  # the idle session dies with the server
     server.start()
@@ -154,3 +155,12 @@ def test_sessions_do_not_move_between_event_loops(server: MailServer) -> None:
     asyncio.run(sessions.submit(message("on the second loop"), ["ap@customer.example"]))
     assert server.handler.subjects == ["on the first loop", "on the second loop"]
     assert sessions.opened == 2
+
+
+async def test_a_session_idle_past_its_limit_is_quit_and_replaced(server: MailServer) -> None:
+    sessions = SmtpSessions(server.smtp, max_idle=timedelta(0))  # every session is too old
+    for n in range(3):
+        await sessions.submit(message(f"statement {n}"), ["ap@customer.example"])
+    await sessions.close()
+    assert server.handler.subjects == [f"statement {n}" for n in range(3)]
+    assert sessions.opened == len(server.handler.sessions) == 3
