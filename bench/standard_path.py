@@ -14,7 +14,8 @@ activities as a deal runs, then a child with as many as its contract workflow ru
 first timer, and a timer; counted from the warm-up's histories). Book deals are moved to
 start in the run's month, and a phase ends when every child has settled.
 
-Each phase starts N workflows at once (at most `--concurrency` start calls in flight), waits
+Each phase starts N workflows at once (at most `--concurrency` start calls in flight; with
+`--in-flight F`, a new one only when fewer than F are between start call and result), waits
 for every result with a deadline, and measures workflows/s over the wall time from the first
 start call to the last result, and each workflow's latency from its start call to its result.
 After the measured phases a sample of histories tells where the time went (server timestamps),
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -310,6 +312,7 @@ async def run_phase(
     *,
     concurrency: int,
     deadline_s: float,
+    in_flight: int | None = None,
     meter: CpuMeter | None = None,
     settled: Callable[[], Awaitable[int]] | None = None,
 ) -> Phase:
@@ -318,8 +321,13 @@ async def run_phase(
     With `settled` (how many of the phase's children have settled), the phase also waits for
     all `count` children, and its wall time and CPU run until they have."""
     gate = asyncio.Semaphore(concurrency)
+    flight = asyncio.Semaphore(in_flight) if in_flight else contextlib.nullcontext()
 
     async def drive(i: int) -> Run:
+        async with flight:
+            return await drive_one(i)
+
+    async def drive_one(i: int) -> Run:
         called = returned = 0.0
         workflow_id = f"#{i}"
         try:
@@ -568,6 +576,7 @@ class Options:
     concurrency: int
     deadline_s: float
     profile_sample: int
+    in_flight: int | None = None
 
 
 class BenchError(RuntimeError):
@@ -662,7 +671,8 @@ class Bench:
 
         return await run_phase(
             STANDARD, round_no, count, start_one, check_deal,
-            concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
+            concurrency=opts.concurrency, deadline_s=deadline_s, in_flight=opts.in_flight,
+            meter=self.meter,
             settled=settled,
         )  # fmt: skip
 
@@ -687,7 +697,8 @@ class Bench:
 
         return await run_phase(
             BASELINE, round_no, count, start_one, check_baseline(self.steps),
-            concurrency=opts.concurrency, deadline_s=deadline_s, meter=self.meter,
+            concurrency=opts.concurrency, deadline_s=deadline_s, in_flight=opts.in_flight,
+            meter=self.meter,
             settled=settled,
         )  # fmt: skip
 
@@ -933,7 +944,8 @@ def print_report(report: Report, opts: Options, command: str) -> None:
     print(f"code: {m['code']}")
     print(
         f"deals: {len(report.templates)} templates from book.json, each run under a new deal "
-        f"and customer id; start concurrency {opts.concurrency}; warm-up {opts.warmup} of each; "
+        f"and customer id; start concurrency {opts.concurrency}; "
+        f"in flight: {opts.in_flight or 'all N'}; warm-up {opts.warmup} of each; "
         f"order per round: baseline, then standard path"
     )
     for deal_id, why in report.excluded.items():
@@ -1022,6 +1034,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
                         help="unmeasured workflows of each kind first (≥ 1; 10)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="start calls in flight at most (50)")  # fmt: skip
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="workflows in flight at most, from start call to result (all N)")  # fmt: skip
     parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S,
                         help="seconds a phase may take before its stragglers count as timed out")  # fmt: skip
     parser.add_argument("--profile-sample", type=int, default=DEFAULT_PROFILE_SAMPLE,
@@ -1036,7 +1050,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     opts = Options(
         deals=deals, rounds=args.rounds, warmup=args.warmup,
         concurrency=args.concurrency, deadline_s=args.deadline,
-        profile_sample=max(0, args.profile_sample),
+        profile_sample=max(0, args.profile_sample), in_flight=args.in_flight,
     )  # fmt: skip
     return opts, args
 

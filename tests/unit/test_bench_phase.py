@@ -1,0 +1,60 @@
+"""`bench.standard_path.run_phase`: how many workflows it keeps between start call and result,
+driven by stand-in handles whose results take a little while."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from bench.standard_path import run_phase
+
+
+@dataclass
+class _Load:
+    """Counts the workflows between their start call and their result."""
+
+    running: int = 0
+    most: int = 0
+
+
+class _Handle:
+    def __init__(self, load: _Load, i: int) -> None:
+        self.id = f"wf-{i}"
+        self._load = load
+
+    async def result(self) -> str:
+        await asyncio.sleep(0.01)
+        self._load.running -= 1
+        return "ok" if self.id != "wf-7" else "bad"
+
+
+def _starter(load: _Load) -> Any:
+    async def start_one(i: int) -> _Handle:
+        load.running += 1
+        load.most = max(load.most, load.running)
+        return _Handle(load, i)
+
+    return start_one
+
+
+def _check(result: str) -> str | None:
+    return None if result == "ok" else f"result {result!r}"
+
+
+async def test_in_flight_bounds_the_workflows_between_start_and_result() -> None:
+    load = _Load()
+    phase = await run_phase(
+        "p", 1, 40, _starter(load), _check, concurrency=50, deadline_s=30, in_flight=5
+    )
+    assert load.most == 5
+    assert len(phase.runs) == 40 and phase.timed_out == 0
+    assert [r.workflow_id for r in phase.runs if r.error] == ["wf-7"]
+    assert phase.runs[7].error == "result 'bad'"
+
+
+async def test_without_in_flight_every_workflow_starts_at_once() -> None:
+    load = _Load()
+    phase = await run_phase("p", 1, 40, _starter(load), _check, concurrency=50, deadline_s=30)
+    assert load.most == 40
+    assert len(phase.ok) == 39
