@@ -24,14 +24,19 @@ from typing import Any
 import pypdf
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest
+from fpdf import FPDF
 from PIL import Image
 
 from models.billing import first_invoice
 from models.deal import Address, Contact, Customer, DealSubmission, PaymentTerms, ProductType
 from models.invoice import Invoice, draft_invoice
 from models.invoice_document import (
+    FONT,
+    FONT_FILES,
     InvoiceRenderError,
+    _width,
     address_lines,
+    font_path,
     render_invoice_html,
     render_invoice_pdf,
 )
@@ -428,3 +433,21 @@ def test_a_credit_note_says_so_and_asks_for_no_payment(rules: RuleSet) -> None:
             assert absent not in shown, absent
     metadata = pypdf.PdfReader(io.BytesIO(render_invoice_pdf(note))).metadata
     assert metadata is not None and metadata.title == "Credit note LLUS-CN-000003"
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["helvetica", "dejavu"])
+def test_text_is_measured_as_fpdf_measures_it(embedded: bool) -> None:
+    """Right-aligned amounts and the one-line checks use `_width`, a cheaper measure than
+    fpdf's own; both must give the same figure or the columns would not line up."""
+    pdf = FPDF(unit="mm")
+    pdf.core_fonts_encoding = "windows-1252"
+    texts = ["130,650.00 USD", "Zürich — “Premium” support €", "", "Net 30\tdue"]
+    if embedded:
+        for style in FONT_FILES:
+            pdf.add_font(FONT, style, font_path(style))
+        texts.append("Gdańsk ₹ 1,699,200.00")
+    pdf.add_page()
+    for style, size in (("", 9.0), ("B", 22.0)):
+        pdf.set_font(FONT if embedded else "helvetica", style, size)
+        for text in texts:
+            assert _width(pdf, text) == pytest.approx(pdf.get_string_width(text), abs=1e-9)
