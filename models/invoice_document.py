@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeAlias
 
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
@@ -297,6 +298,12 @@ _ACCENT = (24, 62, 120)
 _RULE = (200, 206, 212)
 _FILL = (238, 241, 245)
 
+# fpdf2 places everything in floats: lengths on the page in millimetres (the unit we open
+# the document in) and font sizes in points. Named so they are not mistaken for amounts,
+# which are Decimal everywhere else.
+Mm: TypeAlias = float
+Pt: TypeAlias = float
+
 _MARGIN = 16.0  # mm, left/right/top
 _BOTTOM = 22.0  # mm kept free for the footer
 _LH = 4.6  # body line height, mm
@@ -339,7 +346,7 @@ class _InvoicePdf(FPDF):
         self.set_auto_page_break(True, margin=_BOTTOM)
         self.c_margin = 1.2
 
-    def set_font(self, family: str | None = None, style: str = "", size: float = 0) -> None:  # type: ignore[override]
+    def set_font(self, family: str | None = None, style: str = "", size: Pt = 0) -> None:  # type: ignore[override]
         """Helvetica, the PDF's built-in font, when every text of the invoice is in
         Windows-1252: nothing to embed or subset (about 15 times faster); DejaVu Sans
         otherwise."""
@@ -378,13 +385,13 @@ class _InvoicePdf(FPDF):
         self.cell(third, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
 
-def _rule(pdf: FPDF, color: tuple[int, int, int] = _RULE, width: float = 0.2) -> None:
+def _rule(pdf: FPDF, color: tuple[int, int, int] = _RULE, width: Mm = 0.2) -> None:
     pdf.set_draw_color(*color)
     pdf.set_line_width(width)
     pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + pdf.epw, pdf.get_y())
 
 
-def _width(pdf: FPDF, text: str) -> float:
+def _width(pdf: FPDF, text: str) -> Mm:
     """`FPDF.get_string_width` for text without markdown or character spacing (ours): the
     same figure, without the bidirectional-text pass it makes first."""
     assert pdf.current_font is not None, "a font is set before any text"
@@ -394,8 +401,8 @@ def _width(pdf: FPDF, text: str) -> float:
 
 def _cell(
     pdf: FPDF,
-    width: float,
-    height: float,
+    width: Mm,
+    height: Mm,
     text: str,
     align: str = "L",
     new_x: XPos = XPos.RIGHT,
@@ -420,12 +427,12 @@ def _cell(
     )
 
 
-def _one_line(pdf: FPDF, width: float, text: str) -> bool:
+def _one_line(pdf: FPDF, width: Mm, text: str) -> bool:
     """True when `text` fits a cell `width` wide on one line."""
     return "\n" not in text and _width(pdf, text) <= width - 2 * pdf.c_margin
 
 
-def _fit_cell(pdf: FPDF, width: float, height: float, text: str) -> None:
+def _fit_cell(pdf: FPDF, width: Mm, height: Mm, text: str) -> None:
     """A right-aligned cell whose text is set smaller (down to 6 pt) rather than overflow
     into its neighbour: a 123,456,789.00 INR amount still fits its column."""
     size = original = pdf.font_size_pt
@@ -436,7 +443,7 @@ def _fit_cell(pdf: FPDF, width: float, height: float, text: str) -> None:
     pdf.set_font_size(original)
 
 
-def _text_height(pdf: FPDF, width: float, line_height: float, text: str) -> float:
+def _text_height(pdf: FPDF, width: Mm, line_height: Mm, text: str) -> Mm:
     if _one_line(pdf, width, text):
         return line_height  # fits on one line (most do): no need to lay it out to know
     lines = pdf.multi_cell(width, line_height, text, dry_run=True, output=MethodReturnValue.LINES)
@@ -446,9 +453,9 @@ def _text_height(pdf: FPDF, width: float, line_height: float, text: str) -> floa
 
 def _block(
     pdf: FPDF,
-    x: float,
-    width: float,
-    rows: Iterable[tuple[str, str, float, tuple[int, int, int]]],
+    x: Mm,
+    width: Mm,
+    rows: Iterable[tuple[str, str, Pt, tuple[int, int, int]]],
 ) -> None:
     """Stacked left-aligned lines at column `x`: (text, style, size, color) each."""
     for text, style, size, color in rows:
@@ -461,7 +468,7 @@ def _block(
             pdf.multi_cell(width, size * 0.5, text, align="L", new_x=XPos.LEFT, new_y=YPos.NEXT)
 
 
-def _label(text: str) -> tuple[str, str, float, tuple[int, int, int]]:
+def _label(text: str) -> tuple[str, str, Pt, tuple[int, int, int]]:
     return (text.upper(), "B", 7.2, _MUTED)
 
 
@@ -572,7 +579,7 @@ def _table(pdf: _InvoicePdf, v: InvoiceView) -> None:
         _rule(pdf, width=0.15)
 
 
-def _closing_height(pdf: FPDF, v: InvoiceView) -> float:
+def _closing_height(pdf: FPDF, v: InvoiceView) -> Mm:
     """The height `_closing` takes (a little generous)."""
     pdf.set_font(FONT, "", 9)
     tax_h = max(6.0, _text_height(pdf, _TOTALS_LABEL_W, 5, v.tax_caption))
@@ -591,7 +598,7 @@ def _closing(pdf: _InvoicePdf, v: InvoiceView) -> None:
         pdf.add_page()
     pdf.ln(3)
 
-    def row(label: str, amount: str, style: str = "", size: float = 9, h: float = 6) -> None:
+    def row(label: str, amount: str, style: str = "", size: Pt = 9, h: Mm = 6) -> None:
         y = pdf.get_y()
         pdf.set_font(FONT, style, size)
         pdf.set_text_color(*_INK)
