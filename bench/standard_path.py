@@ -1,8 +1,8 @@
 """Standard-path benchmark: clean deals through `DealWorkflow`, against a trivial baseline.
 
-    python -m bench.standard_path              # 500 deals and 500 baseline workflows
-    python -m bench.standard_path --quick      # 50 of each: a smoke run
-    python -m bench.standard_path --deals 200 --rounds 2 --json out.json
+    python -m bench.standard_path              # 2 rounds of 500 deals and 500 baseline workflows
+    python -m bench.standard_path --quick      # 1 round of 50 of each: a smoke run
+    python -m bench.standard_path --deals 200 --rounds 4 --json out.json
 
 The script starts its own embedded stack (the real Temporal dev server and PostgreSQL, from
 their wheels) in a temporary state dir on free ports, unless TEMPORAL_ADDRESS / DATABASE_URL
@@ -83,7 +83,9 @@ from workflows.deal import DealWorkflow
 DEFAULT_DEALS = 500
 QUICK_DEALS = 50
 DEFAULT_CONCURRENCY = 50
-DEFAULT_WARMUP = 10
+DEFAULT_WARMUP = 100
+QUICK_WARMUP = 10
+DEFAULT_ROUNDS = 2
 DEFAULT_DEADLINE_S = 900.0
 DEFAULT_PROFILE_SAMPLE = 100
 TARGET_RATIO = 0.7
@@ -734,12 +736,30 @@ class Bench:
             eprint(f"warm-up: {opts.warmup} baseline workflows of {self.steps} empty activities "
                    f"and a child of {len(self.contract_activity_types)}")  # fmt: skip
             phases.append(await self.baseline("w", opts.warmup, warm_deadline, opts, 0))
-            for r in range(1, opts.rounds + 1):
-                eprint(f"round {r}: {opts.deals} baseline workflows")
-                phases.append(await self.baseline(f"r{r}", opts.deals, opts.deadline_s, opts, r))
-                eprint(f"round {r}: {opts.deals} deals through the standard path")
-                phases.append(await self.standard(f"r{r}", opts.deals, opts.deadline_s, opts, r))
+            for r, label in phase_order(opts.rounds):
+                if label == BASELINE:
+                    eprint(f"round {r}: {opts.deals} baseline workflows")
+                    run_one = self.baseline
+                else:
+                    eprint(f"round {r}: {opts.deals} deals through the standard path")
+                    run_one = self.standard
+                phases.append(await run_one(f"r{r}", opts.deals, opts.deadline_s, opts, r))
         return phases
+
+
+def phase_order(rounds: int) -> list[tuple[int, str]]:
+    """(round, phase) in the order they run: B S, then S B, then B S, …
+
+    The stack gets dearer as a run goes on (the worker's workflow cache fills with the
+    children left waiting on their timers, the server's database and memory grow), so a
+    phase run later costs more CPU than the same phase run earlier (bench/README.md,
+    "Order"). Alternating the order makes both kinds run as often early as late; with an
+    even number of rounds the drift costs both alike."""
+    order: list[tuple[int, str]] = []
+    for r in range(1, rounds + 1):
+        pair = (BASELINE, STANDARD) if r % 2 else (STANDARD, BASELINE)
+        order += [(r, label) for label in pair]
+    return order
 
 
 def eprint(message: str) -> None:
@@ -946,7 +966,7 @@ def print_report(report: Report, opts: Options, command: str) -> None:
         f"deals: {len(report.templates)} templates from book.json, each run under a new deal "
         f"and customer id; start concurrency {opts.concurrency}; "
         f"in flight: {opts.in_flight or 'all N'}; warm-up {opts.warmup} of each; "
-        f"order per round: baseline, then standard path"
+        f"order: {' '.join('B' if label == BASELINE else 'S' for _, label in phase_order(opts.rounds))}"
     )
     for deal_id, why in report.excluded.items():
         print(f"not a template: {deal_id}: {why}")
@@ -1027,11 +1047,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
-        help="rounds of baseline then standard path, alternating (1)",
+        default=None,
+        help=f"rounds of one phase of each kind; the order alternates, B S then S B ({DEFAULT_ROUNDS}, 1 with --quick)",
     )
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                        help="unmeasured workflows of each kind first (≥ 1; 10)")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=None,
+                        help=f"unmeasured workflows of each kind first (≥ 1; {DEFAULT_WARMUP}, "
+                        f"{QUICK_WARMUP} with --quick)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="start calls in flight at most (50)")  # fmt: skip
     parser.add_argument("--in-flight", type=int, default=None,
@@ -1045,6 +1066,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
                         help=f"exit 2 when the ratio is below {TARGET_RATIO}")  # fmt: skip
     args = parser.parse_args(argv)
     deals = QUICK_DEALS if args.quick else args.deals
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else DEFAULT_ROUNDS
+    if args.warmup is None:
+        args.warmup = QUICK_WARMUP if args.quick else DEFAULT_WARMUP
     if min(deals, args.rounds, args.concurrency, args.warmup) < 1 or args.deadline <= 0:
         parser.error("--deals, --rounds, --warmup and --concurrency must be ≥ 1, --deadline > 0")
     opts = Options(

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from bench.standard_path import run_phase
+from bench.standard_path import BASELINE, STANDARD, parse_args, phase_order, run_phase
 
 
 @dataclass
@@ -58,3 +58,23 @@ async def test_without_in_flight_every_workflow_starts_at_once() -> None:
     phase = await run_phase("p", 1, 40, _starter(load), _check, concurrency=50, deadline_s=30)
     assert load.most == 40
     assert len(phase.ok) == 39
+
+
+def test_phases_alternate_so_both_kinds_run_as_often_early_as_late() -> None:
+    assert phase_order(2) == [(1, BASELINE), (1, STANDARD), (2, STANDARD), (2, BASELINE)]
+    order = [label for _, label in phase_order(4)]
+    assert order == ["baseline", "standard path", "standard path", "baseline"] * 2
+    # Over an even number of rounds the mean position of each kind is the same.
+    positions = {
+        k: [i for i, label in enumerate(order) if label == k] for k in (BASELINE, STANDARD)
+    }
+    assert sum(positions[BASELINE]) == sum(positions[STANDARD])
+
+
+def test_default_run_is_two_rounds_after_a_warm_up_of_100_and_quick_is_one_round() -> None:
+    opts, _ = parse_args([])
+    assert (opts.deals, opts.rounds, opts.warmup) == (500, 2, 100)
+    quick, _ = parse_args(["--quick"])
+    assert (quick.deals, quick.rounds, quick.warmup) == (50, 1, 10)
+    chosen, _ = parse_args(["--quick", "--rounds", "3", "--warmup", "5"])
+    assert (chosen.rounds, chosen.warmup) == (3, 5)
