@@ -37,6 +37,7 @@ from activities.ledger import LedgerActivities
 from activities.notifications import NotificationActivities, SmtpSettings
 from activities.records import RecordsActivities
 from activities.smtp_send import close_smtp_sessions
+from starter import event_loop
 from starter.close_commands import ensure_close_schedule
 from starter.embedded_mail import smtp_settings
 from starter.embedded_temporal import ensure_search_attributes
@@ -220,4 +221,4 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 if __name__ == "__main__":
     configure_logging(get_settings().log_level)
-    asyncio.run(run_worker(get_settings()))
+    event_loop.run(run_worker(get_settings()))

@@ -18,7 +18,6 @@ Target (issue 5): the close posting within 3x the raw statement.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ from activities.close_report import roll_forward
 from activities.db import DbConnection, as_owner, create_pool
 from models.close import ClosePlan, period_bounds, previous_period
 from models.rules import ClosePolicy
+from starter import event_loop
 from starter.database import migrate_async
 from starter.embedded_postgres import EmbeddedPostgres
 from starter.ports import free_ports
@@ -469,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
-    return asyncio.run(bench(args.contracts, args.period, args.batch, args.concurrency))
+    return event_loop.run(bench(args.contracts, args.period, args.batch, args.concurrency))
 
 
 if __name__ == "__main__":

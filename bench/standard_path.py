@@ -71,6 +71,7 @@ from models.deal import DealSubmission
 from models.deal_flow import DealInput, DealOutcome, DealStage
 from models.qa import run_gates
 from models.rules import RuleSet
+from starter import event_loop
 from starter.deal_start import start_deal
 from starter.embedded_temporal import temporal_binary
 from starter.ports import free_ports
@@ -1087,7 +1088,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.argv[1:] if argv is None else list(argv)
     )
     try:
-        report = asyncio.run(benchmark(opts))
+        report = event_loop.run(benchmark(opts))
     except KeyboardInterrupt:
         eprint("interrupted: the stack was stopped")
         return 130

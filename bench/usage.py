@@ -23,7 +23,6 @@ baseline.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import sys
@@ -40,6 +39,7 @@ from activities.contracts import ContractActivities, MeteredInput
 from activities.db import as_owner, create_pool
 from models.deal import DealSubmission
 from models.usage import UsageRecord, parse_usage_records, usage_row
+from starter import event_loop
 from starter.database import migrate_async
 from starter.embedded_postgres import EmbeddedPostgres
 from starter.ports import free_ports
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=50_000)
     args = parser.parse_args(argv)
-    return asyncio.run(bench(args.records, args.batch))
+    return event_loop.run(bench(args.records, args.batch))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Also runnable on its own: `python -m starter.audit_commands verify`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from starter import event_loop
 from starter.audit_trail import AuditRow, ChainReport, subject_history, verify_chain
 from starter.settings import get_settings
 
@@ -78,7 +78,7 @@ async def _connection() -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
 
 def _run(command: Callable[[], Coroutine[Any, Any, int]]) -> None:
     try:
-        code = asyncio.run(command())
+        code = event_loop.run(command())
     except AuditCommandError as exc:
         console.print(Text(str(exc), style="red"), soft_wrap=True)
         code = 2

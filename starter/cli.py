@@ -16,6 +16,7 @@ from rich.console import Console
 
 from models.rules import Role
 from models.validation import problem_lines
+from starter import event_loop
 from starter.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -64,7 +65,7 @@ def up() -> None:
             await _until_interrupted()
         console.print("Stopped.")
 
-    asyncio.run(run())
+    event_loop.run(run())
 
 
 @app.command()
@@ -94,7 +95,7 @@ def demo() -> None:
                               "Ctrl-C stops the stack.")  # fmt: skip
                 await _until_interrupted()
 
-    asyncio.run(run())
+    event_loop.run(run())
 
 
 @app.command()
@@ -103,7 +104,7 @@ def worker() -> None:
     from worker import configure_logging, run_worker
 
     configure_logging(get_settings().log_level)
-    asyncio.run(run_worker(get_settings()))
+    event_loop.run(run_worker(get_settings()))
 
 
 @asynccontextmanager
@@ -125,7 +126,7 @@ async def _connected(settings: Settings) -> AsyncIterator[Any]:
 
 def _run(command: Callable[[], Coroutine[Any, Any, int]]) -> None:
     try:
-        code = asyncio.run(command())
+        code = event_loop.run(command())
     except (OSError, RuntimeError) as exc:
         console.print(f"[red]cannot reach Temporal or PostgreSQL ({exc}); is `revops up` running?")
         code = 2

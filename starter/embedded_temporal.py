@@ -28,6 +28,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from starter import event_loop
 from workflows import search_attributes
 
 LOCALHOST = "127.0.0.1"
@@ -71,7 +72,7 @@ def port_open(port: int, host: str = LOCALHOST, timeout: float = 0.5) -> bool:
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even if the caller has a running loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+        return pool.submit(lambda: event_loop.run(factory())).result()
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

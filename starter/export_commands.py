@@ -8,7 +8,6 @@ connection; Temporal is not needed. Also runnable on its own:
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from models.money import minor_units
+from starter import event_loop
 from starter.audit_commands import database_location
 from starter.exports import (
     ExportError,
@@ -92,7 +92,7 @@ async def _connection() -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
 
 def _run(command: Callable[[], Coroutine[Any, Any, int]]) -> None:
     try:
-        code = asyncio.run(command())
+        code = event_loop.run(command())
     except ExportCommandError as exc:
         console.print(Text(str(exc), style="red"), soft_wrap=True)
         code = 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="Event loop of every entry point: uvloop, or the standard one (debugging, Windows)",
+    )
 
     @field_validator("hubspot_client_secret", "hubspot_access_token", "smtp_password")
     @classmethod
