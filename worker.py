@@ -41,6 +41,7 @@ from starter import event_loop
 from starter.close_commands import ensure_close_schedule
 from starter.embedded_mail import smtp_settings
 from starter.embedded_temporal import ensure_search_attributes
+from starter.gc_tuning import worker_gc
 from starter.rules_loader import load_rule_book
 from starter.rules_store import store_rule_book
 from starter.settings import Settings, get_settings
@@ -216,7 +217,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                               if settings.chat_webhook_url else None)  # fmt: skip
         structlog.get_logger().info("worker.started", task_queue=settings.task_queue)
         async with worker:
-            await (stop.wait() if stop else asyncio.Future())
+            with worker_gc(settings.gc_young_threshold):  # everything has started
+                await (stop.wait() if stop else asyncio.Future())
 
 
 if __name__ == "__main__":

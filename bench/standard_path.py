@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -198,13 +199,37 @@ class CpuSample:
     machine_busy_s: float  # busy CPU seconds summed over every core of the machine
     steal_s: float  # CPU seconds the hypervisor gave to other guests while we wanted them
     pieces: dict[str, dict[int, float]]  # piece -> pid -> CPU seconds (user + system)
+    gc_s: float = 0.0  # seconds this process had spent in the garbage collector
+
+
+GC_ROW = "  of which garbage collection"  # shown under the first piece: this process
+
+
+class GcClock:
+    """Seconds this process has spent in the cyclic garbage collector (`gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.total_s += time.perf_counter() - self._began
+
+
+GC_CLOCK = GcClock()
 
 
 class CpuMeter:
-    """CPU seconds used by the pieces of the benchmark (processes and their children)."""
+    """CPU seconds used by the pieces of the benchmark (processes and their children); the
+    first piece is this process, whose time in the garbage collector is shown apart."""
 
     def __init__(self, pieces: dict[str, tuple[int, bool]]) -> None:
         self._pieces = pieces  # piece -> (pid, include children)
+        if GC_CLOCK not in gc.callbacks:
+            gc.callbacks.append(GC_CLOCK)
 
     def sample(self) -> CpuSample:
         t = psutil.cpu_times()
@@ -223,7 +248,7 @@ class CpuMeter:
                 except psutil.Error:
                     continue
                 found[name][proc.pid] = times.user + times.system
-        return CpuSample(busy, getattr(t, "steal", 0.0), found)
+        return CpuSample(busy, getattr(t, "steal", 0.0), found, GC_CLOCK.total_s)
 
     @staticmethod
     def used(before: CpuSample, after: CpuSample) -> dict[str, float]:
@@ -236,7 +261,9 @@ class CpuMeter:
         used["other processes (not ours)"] = max(0.0, machine - sum(used.values()))
         used["machine (all processes)"] = machine
         used["stolen by the hypervisor"] = after.steal_s - before.steal_s
-        return used
+        rows = list(used.items())
+        rows.insert(1, (GC_ROW, after.gc_s - before.gc_s))
+        return dict(rows)
 
 
 @dataclass

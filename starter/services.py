@@ -20,6 +20,7 @@ from starter.api import ApiContext, create_app
 from starter.close_commands import ensure_close_schedule
 from starter.database import migrate_async
 from starter.embedded_mail import EmbeddedMailbox, smtp_settings
+from starter.gc_tuning import worker_gc
 from starter.ports import port_free
 from starter.rules_loader import load_rule_book
 from starter.rules_store import store_rule_book
@@ -78,6 +79,7 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         if with_api and port_free(live.api_host, live.api_port):
             await _serve_api(exits, ApiContext(live, pool, client, rules), live)
             api_url = f"http://{live.api_host}:{live.api_port}"
+        exits.enter_context(worker_gc(live.gc_young_threshold))  # everything has started
         yield Services(live, info, pool, client, rules, api_url, smtp, mailbox)
 
 

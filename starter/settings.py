@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default="uvloop",
         description="Event loop of every entry point: uvloop, or the standard one (debugging, Windows)",
     )
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Allocations between collections of the worker's youngest generation "
+        "(Python's default: 700); 0 keeps Python's defaults (starter/gc_tuning.py)",
+    )
 
     @field_validator("hubspot_client_secret", "hubspot_access_token", "smtp_password")
     @classmethod

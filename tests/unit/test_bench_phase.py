@@ -7,7 +7,17 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from bench.standard_path import BASELINE, STANDARD, parse_args, phase_order, run_phase
+from bench.standard_path import (
+    BASELINE,
+    GC_ROW,
+    STANDARD,
+    CpuMeter,
+    CpuSample,
+    GcClock,
+    parse_args,
+    phase_order,
+    run_phase,
+)
 
 
 @dataclass
@@ -78,3 +88,26 @@ def test_default_run_is_two_rounds_after_a_warm_up_of_100_and_quick_is_one_round
     assert (quick.deals, quick.rounds, quick.warmup) == (50, 1, 10)
     chosen, _ = parse_args(["--quick", "--rounds", "3", "--warmup", "5"])
     assert (chosen.rounds, chosen.warmup) == (3, 5)
+
+
+def test_the_cpu_table_shows_this_process_garbage_collection_apart() -> None:
+    before = CpuSample(10.0, 0.0, {"python": {1: 2.0}, "server": {2: 3.0}}, gc_s=0.5)
+    after = CpuSample(20.0, 0.25, {"python": {1: 6.0}, "server": {2: 8.0}}, gc_s=1.0)
+    used = CpuMeter.used(before, after)
+    assert list(used) == [
+        "python", GC_ROW, "server", "other processes (not ours)",
+        "machine (all processes)", "stolen by the hypervisor",
+    ]  # fmt: skip
+    assert used[GC_ROW] == 0.5  # part of python's 4.0, not counted again
+    assert used["other processes (not ours)"] == 1.0  # 10 busy - 4 - 5
+
+
+def test_the_gc_clock_adds_up_the_collectors_passes() -> None:
+    clock = GcClock()
+    clock("start", {"generation": 0})
+    clock("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+    first = clock.total_s
+    assert first > 0
+    clock("start", {"generation": 2})
+    clock("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
+    assert clock.total_s > first
