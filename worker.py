@@ -146,6 +146,10 @@ def activity_list(
 
 
 STICKY_TIMEOUT = timedelta(seconds=30)
+# Our activities mostly wait on PostgreSQL, SMTP or the CRM, so a worker can run many at
+# once; with too few slots, activities queue in the server instead, where each one is
+# written to the task queue's table and read back (bench/README.md: ninth session).
+MAX_CONCURRENT_ACTIVITIES: int = Settings.model_fields["worker_max_concurrent_activities"].default
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -187,6 +191,7 @@ def build_worker(
     task_queue: str,
     smtp: SmtpSettings | None = None,
     chat_webhook_url: str | None = None,
+    max_concurrent_activities: int = MAX_CONCURRENT_ACTIVITIES,
 ) -> Worker:
     compile_workflow_modules()
     return Worker(
@@ -195,7 +200,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=activity_list(pool, http, smtp, chat_webhook_url),
         workflow_runner=workflow_runner(),
-        max_concurrent_activities=50,
+        max_concurrent_activities=max_concurrent_activities,
         # Under a burst (month end, a bulk import) workflow tasks can wait longer than the
         # SDK's 10 s for this worker's sticky queue; each timeout then replays the whole
         # history on another poll, costing CPU exactly when there is none to spare. A crashed
@@ -232,7 +237,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         stack.push_async_callback(close_smtp_sessions)  # once the worker has stopped
         worker = build_worker(client, pool, http, settings.task_queue, smtp=smtp,
                               chat_webhook_url=settings.chat_webhook_url.get_secret_value()
-                              if settings.chat_webhook_url else None)  # fmt: skip
+                              if settings.chat_webhook_url else None,
+                              max_concurrent_activities=settings.worker_max_concurrent_activities)  # fmt: skip
         structlog.get_logger().info("worker.started", task_queue=settings.task_queue)
         async with worker:
             with worker_gc(settings.gc_young_threshold):  # everything has started

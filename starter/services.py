@@ -73,7 +73,8 @@ async def running_services(settings: Settings, *, with_api: bool = True) -> Asyn
         await exits.enter_async_context(
             build_worker(client, pool, http, live.task_queue, smtp=smtp,
                          chat_webhook_url=live.chat_webhook_url.get_secret_value()
-                         if live.chat_webhook_url else None)
+                         if live.chat_webhook_url else None,
+                         max_concurrent_activities=live.worker_max_concurrent_activities)
         )  # fmt: skip
         api_url = None
         if with_api and port_free(live.api_host, live.api_port):

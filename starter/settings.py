@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default="uvloop",
         description="Event loop of every entry point: uvloop, or the standard one (debugging, Windows)",
     )
+    worker_max_concurrent_activities: int = Field(
+        default=200,
+        ge=1,
+        description="Activities one worker runs at once; beyond that they wait in the "
+        "Temporal server's task queue, which costs the server more than waiting here",
+    )
     gc_young_threshold: int = Field(
         default=50_000,
         ge=0,
