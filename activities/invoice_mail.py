@@ -12,6 +12,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from activities.mail_format import new_message, seal_boundaries
 from activities.notifications import SmtpSettings
 from models.deal import Contact
 from models.invoice import Invoice
@@ -66,7 +67,7 @@ def build_invoice_message(
     """multipart/mixed: (text/plain | text/html) and the PDF, to the invoice's billing
     contact or to `to` (a corrected one)."""
     view, contact = invoice_view(invoice), to or invoice.bill_to_contact
-    msg = EmailMessage()
+    msg = new_message()
     msg["From"] = Address(display_name=view.issuer_name, addr_spec=smtp.envelope_from)
     msg["To"] = Address(display_name=" ".join(contact.name.split()), addr_spec=contact.email)
     msg["Subject"] = invoice_subject(view)
@@ -81,4 +82,5 @@ def build_invoice_message(
         render_invoice_html(invoice), subtype="html", charset="utf-8", cte="quoted-printable"
     )
     msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number}.pdf")
+    seal_boundaries(msg, message_id)
     return msg

@@ -53,6 +53,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import DbConnection, insert_audit_event, jsonable
+from activities.mail_format import new_message
 from activities.smtp_send import SmtpSessions
 from models.audit import SYSTEM_ACTOR, AuditEvent
 
@@ -141,7 +142,7 @@ def message_id_for(idempotency_key: str, domain: str) -> str:
 def build_message(
     smtp: SmtpSettings, data: NotificationInput, message_id: str, date: datetime
 ) -> EmailMessage:
-    msg = EmailMessage()
+    msg = new_message()
     msg["From"] = smtp.mail_from
     msg["To"] = tuple(Address(display_name=r.name, addr_spec=r.email) for r in data.recipients)
     msg["Subject"] = data.subject
