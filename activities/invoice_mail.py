@@ -1,7 +1,7 @@
 """The e-mail that carries an issued invoice: headers, a plain-text summary, the invoice's HTML
 as its alternative and the PDF attached. Pure: the same invoice, Message-ID and date give the
-same headers and parts (only the MIME boundaries differ), so a retried dispatch sends the same
-message (`activities/invoice_dispatch.py`).
+same message, MIME boundaries included (`activities/mail_format.py`), so a retried dispatch
+sends the same message (`activities/invoice_dispatch.py`).
 """
 
 from __future__ import annotations
