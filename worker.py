@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import structlog
-from temporalio.client import Client
+from temporalio.client import Client, GrpcCompression
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -82,6 +82,7 @@ async def connect_client(settings: Settings) -> Client:
         interceptors=[TracingInterceptor()],
         api_key=api_key,
         tls=settings.temporal_tls or api_key is not None,
+        grpc_compression=GrpcCompression.GZIP if settings.temporal_gzip else GrpcCompression.NONE,
     )
 
 

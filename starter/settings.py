@@ -6,6 +6,7 @@ embedded stack and against a production Temporal cluster and PostgreSQL.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
     temporal_tls: bool = False
+    temporal_grpc_compression: Literal["auto", "gzip", "none"] = Field(
+        default="auto",
+        description="gzip on the worker's and client's gRPC messages; auto = none to a "
+        "loopback address, gzip to any other",
+    )
     task_queue: str = "revops"
 
     database_url: str | None = Field(
@@ -115,6 +121,14 @@ class Settings(BaseSettings):
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
 
     @property
+    def temporal_gzip(self) -> bool:
+        """Whether gRPC messages to the frontend are gzipped. Over loopback the bytes cost
+        nothing to move and compressing them costs CPU on both sides (bench/README.md)."""
+        if self.temporal_grpc_compression != "auto":
+            return self.temporal_grpc_compression == "gzip"
+        return not _is_loopback(self.effective_temporal_address)
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"postgresql://revops@127.0.0.1:{self.postgres_port}/revops"
 
@@ -122,3 +136,17 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def _is_loopback(address: str) -> bool:
+    """`127.0.0.1:7233`, `localhost:7233`, `[::1]:7233`: the frontend is on this machine."""
+    if address.startswith("["):
+        host = address[1:].split("]", 1)[0]
+    else:
+        host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
