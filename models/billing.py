@@ -144,10 +144,14 @@ def _events(billed: list[_Billed]) -> list[BillingEvent]:
 
 def _recurring(terms: ContractTerms, line: DealLine, first_only: bool) -> list[_Billed]:
     periods, kind = terms.periods, line.product_type.value
+    if first_only:
+        periods, amounts = periods[:1], [terms.line_amount(line.line_id, periods[0])]
+    else:
+        amounts = terms.line_amounts(line.line_id)
     return [
-        _Billed(p.start, period_line(terms, line, p, terms.line_amount(line.line_id, p)),
-                f"{kind} period {p.number} of {len(periods)}")
-        for p in (periods[:1] if first_only else periods)
+        _Billed(p.start, period_line(terms, line, p, amount),
+                f"{kind} period {p.number} of {len(terms.periods)}")
+        for p, amount in zip(periods, amounts, strict=True)
     ]  # fmt: skip
 
 

@@ -49,10 +49,14 @@ def settlements(
     and the billed amounts once they are settled."""
     lines: list[InvoiceLine] = []
     settled = dict(billed)
+    line_ids = terms.recurring_line_ids()
+    amounts = (
+        {line_id: terms.line_amounts(line_id) for line_id in line_ids} if before_period > 1 else {}
+    )
     for period in terms.periods[: before_period - 1]:
-        for line_id in terms.recurring_line_ids():
+        for line_id in line_ids:
             key = billed_key(period.number, line_id)
-            now = terms.line_amount(line_id, period)
+            now = amounts[line_id][period.number - 1]
             difference = now - billed.get(key, Money.zero(terms.currency))
             if difference.is_zero():
                 continue

@@ -159,18 +159,33 @@ class ContractTerms(BaseModel):
 
     def line_amount(self, line_id: str, period: BillingPeriod) -> Money:
         """What the line costs for `period` under the terms as they stand."""
-        changes = self.price_changes(line_id)
+        return self._amount(self.price_changes(line_id), period, {})
+
+    def line_amounts(self, line_id: str) -> list[Money]:
+        """`line_amount` of every period of the term, in order. Each price's split over the
+        periods is made once, not once per period (a 36-month term made 36 splits of 36)."""
+        changes, splits = self.price_changes(line_id), dict[Money, list[Money]]()
+        return [self._amount(changes, period, splits) for period in self.periods]
+
+    def _amount(
+        self, changes: list[PriceChange], period: BillingPeriod, splits: dict[Money, list[Money]]
+    ) -> Money:
+        def split(total: Money) -> list[Money]:
+            if total not in splits:
+                splits[total] = self._shares(total)
+            return splits[total]
+
         in_force = [c for c in changes if c.effective <= period.start]
         current = in_force[-1] if in_force else PriceChange(
             effective=period.start, term_total=Money.zero(self.currency), why="not yet in force"
         )  # fmt: skip
         index = period.number - 1
-        previous_share = self._shares(current.term_total)[index]
+        previous_share = split(current.term_total)[index]
         amount = previous_share
         for change in (c for c in changes if period.start < c.effective <= period.end):
             fraction = share(period.start, period.end, change.effective, period.end,
                              self.day_count)  # fmt: skip
-            new_share = self._shares(change.term_total)[index]
+            new_share = split(change.term_total)[index]
             amount = amount + new_share.times(fraction) - previous_share.times(fraction)
             previous_share = new_share
         return amount
@@ -180,8 +195,7 @@ class ContractTerms(BaseModel):
 
     def line_consideration(self, line_id: str) -> Money:
         """What the recurring line bills over the whole term under the terms as they stand."""
-        amounts = (self.line_amount(line_id, p) for p in self.periods)
-        return money_sum(amounts, self.currency)
+        return money_sum(self.line_amounts(line_id), self.currency)
 
     def period_at(self, day: date) -> BillingPeriod | None:
         return next((p for p in self.periods if p.start <= day <= p.end), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -193,8 +194,10 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency, 2)
 
 
+@cache
 def quantum(currency: str) -> Decimal:
-    """The smallest amount of `currency`: Decimal('0.01') for USD, Decimal('1') for JPY."""
+    """The smallest amount of `currency`: Decimal('0.01') for USD, Decimal('1') for JPY.
+    Cached: every Money made rounds to it (a deal makes hundreds)."""
     return Decimal(1).scaleb(-minor_units(currency))
 
 

@@ -210,6 +210,30 @@ def test_periods_bill_the_consideration_and_unchanged_periods_bill_their_plan(
 
 
 @settings(max_examples=60, deadline=None)
+@given(seat_changes(), st.booleans())
+def test_all_periods_at_once_cost_what_each_period_costs_alone(
+    case: tuple[DealSubmission, Amendment], cancel: bool
+) -> None:
+    """`line_amounts` splits each price once for the whole term; it must give every period
+    exactly what `line_amount` gives it, through amendments and a cancellation."""
+    deal, amendment = case
+    after = apply_amendment(ContractTerms.booked(deal), amendment)
+    if cancel:
+        after = after.model_copy(update={"cancelled_on": amendment.effective_date})
+    for terms in (ContractTerms.booked(deal), after):
+        assert terms.line_amounts("L1") == amounts(terms)
+        assert len(terms.line_amounts("L1")) == len(terms.periods)
+
+
+def test_a_discount_expiring_mid_period_is_the_same_whole_term_or_period_by_period() -> None:
+    deal = subscription("10", "100", frequency=QUARTERLY, list_price=Decimal("125"),
+                        discount_percent=Decimal("20"), discount_expiry=date(2027, 5, 15))  # fmt: skip
+    terms = ContractTerms.booked(deal)
+    assert terms.line_amounts("L1") == amounts(terms)
+    assert len(set(terms.line_amounts("L1"))) > 1  # the price did change inside the term
+
+
+@settings(max_examples=60, deadline=None)
 @given(seat_changes())
 def test_a_modified_schedule_sums_to_what_the_contract_bills_and_keeps_what_was_earned(
     case: tuple[DealSubmission, Amendment],
