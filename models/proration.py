@@ -7,6 +7,9 @@ Conventions (docs/conventions.md):
 - Day count `actual` (the default): the share of a period is the days used over the days of
   that period (30 of 31 in March, 14 of 28 in February). `30/360`: every month counts 30
   days and a day 31 counts as day 30, so a month's share does not depend on its length.
+  The 30th of a 31-day month on its own counts no days in 30/360 (it shares day 30 with
+  the 31st); a period that is just that day is shared by actual days instead, as there is
+  nothing else to weigh it by.
 - A change mid-period is two items, as Stripe and Chargebee invoice it: a credit for the
   unused days at the old price and a charge for the same days at the new price. Each item is
   rounded half-up to the currency's minor unit on its own, so their net can differ from
@@ -48,6 +51,13 @@ def days_in(start: date, end_inclusive: date, convention: DayCount) -> int:
     return (end_inclusive - start).days + 1
 
 
+def _weighable(period_start: date, period_end: date, convention: DayCount) -> DayCount:
+    """`convention`, unless the period counts no days by it (see the module): then actual."""
+    if days_in(period_start, period_end, convention) == 0:
+        return DayCount.ACTUAL
+    return convention
+
+
 def share(
     period_start: date, period_end: date, used_start: date, used_end: date,
     convention: DayCount = DayCount.ACTUAL,
@@ -56,6 +66,7 @@ def share(
     (clipped to the period), by `convention`."""
     if period_end < period_start:
         raise ValueError(f"period ends {period_end} before it starts {period_start}")
+    convention = _weighable(period_start, period_end, convention)
     start, end = max(period_start, used_start), min(period_end, used_end)
     total = days_in(period_start, period_end, convention)
     return Decimal(days_in(start, end, convention)) / Decimal(total)
@@ -74,6 +85,7 @@ def split_at(
     convention: DayCount = DayCount.ACTUAL,
 ) -> tuple[Money, Money]:  # fmt: skip
     """`amount` split into the days before `at` and the days from `at` on; sums to `amount`."""
+    convention = _weighable(period_start, period_end, convention)
     before = days_in(period_start, min(at - timedelta(days=1), period_end), convention)
     after = days_in(max(at, period_start), period_end, convention)
     first, second = allocate(amount, [Decimal(before), Decimal(after)])

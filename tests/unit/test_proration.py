@@ -76,6 +76,19 @@ def test_30_360_counts_every_month_as_thirty_days() -> None:
     assert days_in(date(2026, 1, 1), date(2026, 12, 31), DayCount.ACTUAL) == 365
 
 
+def test_a_lone_30th_of_a_31_day_month_is_weighed_by_actual_days_in_30_360() -> None:
+    """Jan 30 shares day 30 with Jan 31 in 30/360, so alone it counts no days: a one-day
+    period on it (a contract ending the day it starts) is shared by actual days."""
+    day = date(2020, 1, 30)
+    assert days_in(day, day, DayCount.THIRTY_360) == 0
+    assert days_in(day, date(2020, 1, 31), DayCount.THIRTY_360) == 1
+    assert split_at(usd("100.00"), day, day, day, DayCount.THIRTY_360) == (usd("0"), usd("100.00"))
+    assert prorate(usd("100.00"), day, day, day, day, DayCount.THIRTY_360) == usd("100.00")
+    # Anything longer keeps the convention: Jan 30 to Feb 1 is two 30/360 days, not three.
+    assert split_at(usd("100.00"), day, date(2020, 2, 1), date(2020, 2, 1),
+                    DayCount.THIRTY_360) == (usd("50.00"), usd("50.00"))  # fmt: skip
+
+
 def test_change_outside_the_period_is_refused() -> None:
     with pytest.raises(ValueError, match="outside the period"):
         change_mid_period(usd("10"), usd("20"), date(2026, 11, 1), date(2026, 11, 30),
