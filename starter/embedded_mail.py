@@ -9,6 +9,12 @@ real SMTP and an operator can read them (any mail client opens `.eml` files).
 
 `revops up` / `revops demo` run it when `SMTP_HOST` is unset (starter/services.py). It binds
 127.0.0.1 only, takes mail for any address, relays nothing and needs no login.
+
+Entered with `async with`, it serves on the caller's event loop, beside the worker that sends
+to it; entered with plain `with`, on a thread of its own (aiosmtpd's `Controller`), for
+callers without a running loop. The worker and the mailbox share one process and one GIL
+either way, and handing every line of every message between two threads cost more CPU than
+receiving it (`bench/README.md`, eleventh session).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import uuid
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import compat32
 from email.policy import default as default_policy
 from pathlib import Path
 from types import TracebackType
@@ -81,13 +88,13 @@ class _StoreHandler:
         envelope_headers = (
             f"X-MailFrom: {envelope.mail_from}\r\nX-RcptTo: {', '.join(envelope.rcpt_tos)}\r\n"
         ).encode()
-        message = BytesParser(policy=default_policy).parsebytes(raw, headersonly=True)
-        self._store(envelope_headers + raw, message.get("Message-ID"))
+        self._store(envelope_headers + raw, message_id(raw))
         return "250 Message accepted for delivery"
 
     def _store(self, data: bytes, message_id: str | None) -> Path:
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
         name = eml_name(message_id, datetime.now(UTC))
+        if not self.mail_dir.is_dir():  # made at start; an operator may have removed it since
+            self.mail_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.mail_dir, prefix=".incoming-", suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -100,6 +107,14 @@ class _StoreHandler:
         return target
 
 
+def message_id(raw: bytes) -> str | None:
+    """The Message-ID of a message as received, read from its header block only (the
+    `compat32` parser: the text as sent, no header objects to build)."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    found = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
+    return " ".join(str(found).split()) if found is not None else None  # unfolded
+
+
 class _Controller(Controller):
     """aiosmtpd's Controller, able to listen on port 0 (a free port the OS picks)."""
 
@@ -110,14 +125,17 @@ class _Controller(Controller):
 
 
 class EmbeddedMailbox:
-    """A local SMTP server writing `.eml` files; `start()` / `stop()`, or use it as a
-    (sync or async) context manager. `port=0` picks a free port (see `port` once started)."""
+    """A local SMTP server writing `.eml` files: `start()` / `stop()` or `with` on a thread of
+    its own, `serve()` / `close()` or `async with` on the running event loop. `port=0` picks
+    a free port (see `port` once started)."""
 
     def __init__(self, mail_dir: Path, port: int = 8025, host: str = LOCALHOST) -> None:
         self.mail_dir = mail_dir
         self.host = host
         self._port = port
         self._controller: _Controller | None = None
+        self._server: asyncio.Server | None = None
+        self._sessions: set[SMTP] = set()  # connected clients of `_server`
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EmbeddedMailbox:
@@ -135,17 +153,16 @@ class EmbeddedMailbox:
 
     @property
     def running(self) -> bool:
-        return self._controller is not None
+        return self._controller is not None or self._server is not None
 
     def smtp_settings(self, mail_from: str = "revops@localhost") -> SmtpSettings:
         return SmtpSettings(host=self.host, port=self.port, mail_from=mail_from)
 
     def start(self) -> EmbeddedMailbox:
-        if self._controller is not None:
+        """Serve on a thread of its own (for callers without a running event loop)."""
+        if self.running:
             return self
-        # aiosmtpd logs every sender and recipient at INFO: keep addresses out of the logs.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         controller = _Controller(
             _StoreHandler(self.mail_dir),
             hostname=self.host,
@@ -170,6 +187,44 @@ class EmbeddedMailbox:
             self._port = controller.port
             controller.stop()
 
+    async def serve(self) -> EmbeddedMailbox:
+        """Serve on the running event loop."""
+        if self.running:
+            return self
+        self._prepare()
+        handler = _StoreHandler(self.mail_dir)
+
+        def session() -> SMTP:
+            smtp = _Session(handler, self._sessions, hostname="revops-mailbox")
+            self._sessions.add(smtp)
+            return smtp
+
+        try:
+            server = await asyncio.get_running_loop().create_server(session, self.host, self._port)
+        except OSError as exc:
+            raise RuntimeError(
+                f"the embedded mailbox could not listen on {self.host}:{self._port}: {exc}"
+            ) from exc
+        self._server, self._port = server, server.sockets[0].getsockname()[1]
+        log.info("mailbox.started", address=f"{self.host}:{self.port}", dir=str(self.mail_dir))
+        return self
+
+    async def close(self) -> None:
+        """Stop listening and hang up on the clients still connected."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for smtp in list(self._sessions):
+            if smtp.transport is not None:
+                smtp.transport.close()
+        await server.wait_closed()
+
+    def _prepare(self) -> None:
+        # aiosmtpd logs every sender and recipient at INFO: keep addresses out of the logs.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+
     def paths(self) -> list[Path]:
         """The stored messages' files, oldest first."""
         return sorted(self.mail_dir.glob("*.eml")) if self.mail_dir.is_dir() else []
@@ -191,10 +246,22 @@ class EmbeddedMailbox:
         self.stop()
 
     async def __aenter__(self) -> EmbeddedMailbox:
-        return await asyncio.to_thread(self.start)
+        return await self.serve()
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await asyncio.to_thread(self.stop)
+        await self.close()
+
+
+class _Session(SMTP):
+    """One client's SMTP session on the event-loop mailbox; leaves `sessions` when it ends."""
+
+    def __init__(self, handler: _StoreHandler, sessions: set[SMTP], hostname: str) -> None:
+        super().__init__(handler, hostname=hostname)
+        self._sessions = sessions
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._sessions.discard(self)
+        super().connection_lost(error)
 
 
 def _close_failed(controller: Controller) -> None:

@@ -36,7 +36,7 @@ from activities.notifications import (
     SmtpSettings,
     message_id_for,
 )
-from starter.embedded_mail import EmbeddedMailbox, smtp_settings
+from starter.embedded_mail import EmbeddedMailbox, message_id, smtp_settings
 from starter.ports import free_ports
 from starter.services import Services
 from starter.settings import Settings
@@ -455,6 +455,43 @@ async def test_the_embedded_mailbox_stores_what_it_receives(tmp_path: Path) -> N
     assert stored["X-RcptTo"] == "ada.lovelace@example.com"
     assert stored.get_content().replace("\r\n", "\n") == "Stored as .eml\n"
     assert list((tmp_path / "mail").glob(".incoming-*")) == []
+
+
+async def test_the_mailbox_serves_on_the_running_loop_and_hangs_up_on_close(
+    tmp_path: Path,
+) -> None:
+    threads = threading.active_count()
+    async with EmbeddedMailbox(tmp_path / "mail", port=0) as mailbox:
+        assert threading.active_count() == threads  # no server thread of its own
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=mailbox.port, timeout=10)
+        await client.connect()
+        for n in (1, 2):  # two messages on one session, as the invoice dispatcher sends them
+            message = EmailMessage()
+            message["From"], message["To"] = "revops@localhost", "ap@example.com"
+            message["Subject"], message["Message-ID"] = f"Number {n}", f"<n{n}@localhost>"
+            message.set_content(f"message {n}\n")
+            await client.send_message(message)
+        assert [m["Subject"] for m in mailbox.messages()] == ["Number 1", "Number 2"]
+    assert not mailbox.running  # closed although the client never said QUIT
+    assert not client.is_connected or not await _answers_noop(client)
+    with pytest.raises(OSError):
+        await aiosmtplib.SMTP(hostname="127.0.0.1", port=mailbox.port, timeout=2).connect()
+
+
+async def _answers_noop(client: aiosmtplib.SMTP) -> bool:
+    try:
+        await client.noop()
+    except (aiosmtplib.SMTPException, OSError):
+        return False
+    return True
+
+
+def test_the_stored_file_is_named_by_the_message_id_read_from_the_header_block() -> None:
+    assert message_id(b"From: a@b\r\nMessage-ID: <x.1@h>\r\n\r\nMessage-ID: <body@h>\r\n") == (
+        "<x.1@h>"
+    )
+    assert message_id(b"message-id:\n <folded.2@h>\nSubject: s\n\nbody") == "<folded.2@h>"
+    assert message_id(b"Subject: none\r\n\r\nMessage-ID: <in-body@h>\r\n") is None
 
 
 def test_a_taken_mailbox_port_falls_back_to_a_free_one(tmp_path: Path) -> None:
