@@ -43,7 +43,6 @@ import structlog
 from pydantic import (
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     SecretStr,
     field_validator,
@@ -56,6 +55,7 @@ from activities.db import DbConnection, insert_audit_event, jsonable
 from activities.mail_format import new_message
 from activities.smtp_send import SmtpSessions
 from models.audit import SYSTEM_ACTOR, AuditEvent
+from models.validation import EmailAddress
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +100,7 @@ def _one_line(value: str) -> str:
 class Recipient(BaseModel):
     person: str = Field(description="Person id (used in the audit trail and logs)")
     name: str
-    email: EmailStr
+    email: EmailAddress
 
     @field_validator("name")
     @classmethod

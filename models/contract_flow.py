@@ -12,13 +12,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.amendment import Treatment
 from models.contract_terms import ContractTerms
 from models.deal import DealSubmission, Identifier
 from models.money import Money
 from models.rules import RuleSet
+from models.validation import EmailAddress
 
 MAX_EVENTS = 40
 
@@ -185,7 +186,7 @@ class InvoiceResend(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     invoice_number: Annotated[str, Field(min_length=1, max_length=40)]
-    email: EmailStr = Field(description="The corrected billing contact's address")
+    email: EmailAddress = Field(description="The corrected billing contact's address")
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         default=None, description="The contact's name; the current one's when left out"
     )

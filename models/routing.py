@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.business_time import BusinessCalendar, expand_holidays
 from models.rules import CheckRoute, Role
+from models.validation import EmailAddress
 
 Hours = Annotated[Decimal, Field(gt=0, le=10_000)]
 
@@ -42,7 +43,7 @@ class EscalationChain(_Strict):
 
 class Person(_Strict):
     name: str = Field(min_length=1)
-    email: EmailStr
+    email: EmailAddress
     roles: list[Role] = Field(min_length=1)
 
 
@@ -106,7 +107,7 @@ class Contact(_Strict):
 
     person: str
     name: str
-    email: EmailStr
+    email: EmailAddress
 
 
 class CaseLevel(_Strict):

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic.networks import validate_email
+
+
+@lru_cache(maxsize=4096)
+def _checked_email(value: str) -> str:
+    return validate_email(value)[1]
+
+
+# An e-mail address, checked as pydantic's `EmailStr` checks it (same rule, same error), once
+# per distinct address: the check costs about 70 µs, and a deal's billing contact is decoded
+# again at every step that carries the deal or its invoice.
+EmailAddress = Annotated[
+    str, AfterValidator(_checked_email), Field(json_schema_extra={"format": "email"})
+]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
