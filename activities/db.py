@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -69,16 +69,29 @@ async def insert_audit_event(conn: DbConnection, event: AuditEvent) -> bool:
     The hash chain is extended by a trigger; call this inside the effect's transaction so
     the effect and its audit record commit together.
     """
+    return await insert_audit_events(conn, [event]) == 1
+
+
+async def insert_audit_events(conn: DbConnection, events: Sequence[AuditEvent]) -> int:
+    """Append `events` in their order, in one statement, skipping keys already there; how
+    many were written now. As `insert_audit_event`, inside the effect's transaction."""
     workflow_id, run_id = workflow_ids()
+    rows = ", ".join(
+        "(" + ", ".join(f"${n * _AUDIT_COLUMNS + i}" for i in range(1, _AUDIT_COLUMNS + 1)) + ")"
+        for n in range(len(events))
+    )
     status: str = await conn.execute(
-        """INSERT INTO audit_event (idempotency_key, actor, action, subject, before, after,
-               reason_code, rules_version, workflow_id, run_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (idempotency_key) DO NOTHING""",
-        event.key, event.actor, event.action, event.subject, event.before, event.after,
-        event.reason_code, event.rules_version, workflow_id, run_id,
+        f"""INSERT INTO audit_event (idempotency_key, actor, action, subject, before, after,
+                reason_code, rules_version, workflow_id, run_id)
+            VALUES {rows} ON CONFLICT (idempotency_key) DO NOTHING""",
+        *(value for e in events for value in (
+            e.key, e.actor, e.action, e.subject, e.before, e.after, e.reason_code,
+            e.rules_version, workflow_id, run_id)),
     )  # fmt: skip
-    return status.endswith(" 1")
+    return int(status.rsplit(" ", 1)[1])
+
+
+_AUDIT_COLUMNS = 10
 
 
 def jsonable(value: Any) -> Any:

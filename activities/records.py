@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import DbConnection, insert_audit_event, jsonable
+from activities.db import DbConnection, insert_audit_event, insert_audit_events, jsonable
 from activities.ledger import store_schedule
 from models.audit import SYSTEM_ACTOR, AuditEvent
 from models.contract_flow import discount_exceptions
@@ -62,6 +62,8 @@ class BookContractResult(BaseModel):
 async def insert_discount_exceptions(conn: DbConnection, deal: DealSubmission) -> list[str]:
     """Each discounted line as an active pricing exception (once); their ids."""
     found = discount_exceptions(deal)
+    if not found:
+        return []  # asyncpg would still make a round trip for no rows
     await conn.executemany(
         """INSERT INTO pricing_exception (deal_id, exception_id, kind, line_id, detail,
                starts_on, expires_on, status)
@@ -141,22 +143,19 @@ class RecordsActivities:
                 [json.dumps(r.evidence) for r in rs], [r.rules_version for r in rs],
                 jsonable(data.deal), jsonable(data.standing), data.rules_version,
             )  # fmt: skip
-            if data.run_no == 1:
-                await insert_audit_event(conn, AuditEvent(
-                    key=f"deal:{data.deal_id}:received", actor=data.submitted_by,
-                    action="deal.received", subject=f"deal:{data.deal_id}",
-                    after={"source": data.source}, rules_version=data.rules_version))  # fmt: skip
-            await insert_audit_event(
-                conn,
-                AuditEvent(
-                    key=f"deal:{data.deal_id}:gates:{data.run_no}",
-                    actor=SYSTEM_ACTOR,
-                    action="gates.run",
-                    subject=f"deal:{data.deal_id}",
-                    after={"run": data.run_no, "checks": len(data.results), "failed": failed},
-                    rules_version=data.rules_version,
-                ),
+            received = AuditEvent(
+                key=f"deal:{data.deal_id}:received", actor=data.submitted_by,
+                action="deal.received", subject=f"deal:{data.deal_id}",
+                after={"source": data.source}, rules_version=data.rules_version)  # fmt: skip
+            gates = AuditEvent(
+                key=f"deal:{data.deal_id}:gates:{data.run_no}",
+                actor=SYSTEM_ACTOR,
+                action="gates.run",
+                subject=f"deal:{data.deal_id}",
+                after={"run": data.run_no, "checks": len(data.results), "failed": failed},
+                rules_version=data.rules_version,
             )
+            await insert_audit_events(conn, [received, gates] if data.run_no == 1 else [gates])
 
     @activity.defn
     async def record_outcome(self, data: RecordOutcomeInput) -> None:
@@ -170,7 +169,8 @@ class RecordsActivities:
 
     async def _refuse_a_different_contract(self, conn: DbConnection, deal: DealSubmission) -> None:
         """Seed 001's data mismatch: a contract already booked for this deal with other terms
-        suspends the write (nothing here is committed) and the workflow opens a case."""
+        suspends the write (nothing here is committed) and the workflow opens a case. Asked
+        only when the contract's insert found one already there (a retry, or that case)."""
         stored = await conn.fetchrow(
             "SELECT customer_id, currency, tcv, start_date, end_date FROM contract WHERE deal_id = $1",
             deal.deal_id,
@@ -203,8 +203,7 @@ class RecordsActivities:
                 c.customer_id, c.name, c.legal_entity, jsonable(c.billing_contact),
                 jsonable(c.billing_address), c.tax_registration_number, c.payment_method.value,
             )  # fmt: skip
-            await self._refuse_a_different_contract(conn, deal)
-            await conn.execute(
+            inserted = await conn.execute(
                 """INSERT INTO contract (contract_id, deal_id, customer_id, currency, tcv, arr,
                        tcv_usd, arr_usd, start_date, end_date, billing_frequency,
                        recognition_type, deal, rules_version)
@@ -215,6 +214,8 @@ class RecordsActivities:
                 deal.start_date, deal.end_date, deal.billing_frequency.value,
                 deal.recognition_type.value, jsonable(deal), data.rules_version,
             )  # fmt: skip
+            if inserted.endswith(" 0"):
+                await self._refuse_a_different_contract(conn, deal)
             await store_schedule(conn, build_schedule(deal))
             exceptions = await insert_discount_exceptions(conn, deal)
             await insert_audit_event(

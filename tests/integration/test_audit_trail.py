@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 import pytest
 
-from activities.db import DbConnection, create_pool, insert_audit_event
+from activities.db import DbConnection, create_pool, insert_audit_event, insert_audit_events
 from models.audit import AuditEvent
 from models.case import Resolution, ResolutionAction
 from models.deal_flow import DealStage
@@ -205,6 +205,31 @@ async def test_verify_finds_the_shared_chain_intact_and_checks_every_row(
     assert report.last_seq is not None and report.last_seq >= deal_last
     assert report.sequence_last_value is not None
     assert report.sequence_last_value >= report.last_seq
+
+
+async def test_events_written_in_one_statement_chain_in_their_order_and_once(
+    services: Services,
+) -> None:
+    subject = f"deal:{unique_deal_id()}"
+    first, second, third = (
+        AuditEvent(key=f"{subject}:{n}", actor="system", action=f"test.step{n}",
+                   subject=subject, after={"n": n}, rules_version="test")  # fmt: skip
+        for n in (1, 2, 3)
+    )
+    async with services.pool.acquire() as conn, conn.transaction():
+        assert await insert_audit_events(conn, [first, second]) == 2
+    async with services.pool.acquire() as conn, conn.transaction():
+        assert await insert_audit_events(conn, [first, second]) == 0  # a retried step
+        assert await insert_audit_events(conn, [second, third]) == 1
+    rows = await services.pool.fetch(
+        "SELECT action, seq, hash, prev_hash FROM audit_event WHERE subject = $1 ORDER BY seq",
+        subject,
+    )
+    assert [r["action"] for r in rows] == ["test.step1", "test.step2", "test.step3"]
+    assert rows[1]["seq"] == rows[0]["seq"] + 1  # one statement: nothing in between
+    assert rows[1]["prev_hash"] == rows[0]["hash"]  # the second names the first
+    async with services.pool.acquire() as conn:
+        assert (await verify_chain(conn)).ok
 
 
 async def test_the_history_of_a_deal_tells_who_did_what_when_and_why(
