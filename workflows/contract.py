@@ -87,7 +87,7 @@ SCHEDULE_DEADLINE_BUSINESS_DAYS = 5
 class ContractWorkflow:
     @workflow.init
     def __init__(self, data: ContractInput) -> None:
-        self._s = data.model_copy(deep=True)
+        self._s = data  # the decoded input is this run's own: nothing else holds it
         self._lock = asyncio.Lock()
         self._wake = False
         self._usage_arrived = False
