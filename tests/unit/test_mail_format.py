@@ -75,3 +75,28 @@ def test_boundaries_depend_on_the_seed_only() -> None:
     message = invoice_like(new_message())
     seal_boundaries(message, "<a@example.com>")
     assert flatten_message(message) == flatten_message(message)
+
+
+def test_a_repeated_header_is_parsed_once_and_shared_as_a_value() -> None:
+    first, second = invoice_like(new_message()), invoice_like(new_message())
+    assert first["Content-Type"] is second["Content-Type"]  # multipart/mixed, no boundary yet
+    plain = next(p for p in first.walk() if p.get_content_type() == "text/plain")
+    plain_again = next(p for p in second.walk() if p.get_content_type() == "text/plain")
+    assert plain["Content-Type"] is plain_again["Content-Type"]
+    assert plain["Content-Type"].params == {"charset": "utf-8"}
+    seal_boundaries(first, "<a@example.com>")  # changing one message leaves the other alone
+    assert first["Content-Type"] is not second["Content-Type"]
+    assert second.get_boundary() is None and first.get_boundary() is not None
+    shouted = new_message()
+    shouted["SUBJECT"] = first["Subject"].__str__()
+    assert shouted["Subject"].name == "SUBJECT"  # the name as written, not the cached one's
+    assert flatten_message(shouted).startswith(b"SUBJECT: Invoice LLEU-000042")
+
+
+def test_the_parsed_headers_kept_are_bounded() -> None:
+    registry = CachedHeaderRegistry(parsed_kept=2)
+    for n in range(5):
+        registry("Subject", f"Invoice {n}")
+    registry("Subject", "Invoice 4")
+    info = registry._parsed.cache_info()
+    assert (info.currsize, info.maxsize, info.hits, info.misses) == (2, 2, 1, 5)
