@@ -43,6 +43,13 @@ class DealInput(BaseModel):
         "contract workflow, so it needs no `contract-workflow` patch marker (a marker event "
         "and a search-attribute write per deal). Absent, so False, in older histories.",
     )
+    stage_with_close: bool = Field(
+        default=False,
+        description="Set by `start_deal`: this deal began on code that publishes its final "
+        "stage in its last workflow task, with its completion, so the server writes the final "
+        "search attributes once, in the closed record. Absent, so False, in older histories, "
+        "whose final stage was published before the outcome was audited.",
+    )
 
 
 class OpenCase(BaseModel):

@@ -55,7 +55,7 @@ async def start_deal(client: Client, data: DealInput, task_queue: str) -> StartR
     try:
         await client.start_workflow(
             DealWorkflow.run,
-            data.model_copy(update={"starts_contract": True}),
+            data.model_copy(update={"starts_contract": True, "stage_with_close": True}),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -67,6 +67,7 @@ class DealWorkflow:
             deal_id=deal_id, stage=DealStage.QA, source=data.source, deal=data.deal,
             rules_version=data.rules.version, started_at=workflow.now(),
         )  # fmt: skip
+        self._stage_with_close = data.stage_with_close
         self._schedule_stored = False
         self._exceptions_booked = False
         self._first_event: BillingEvent | None = None  # the first invoice's lines
@@ -393,7 +394,10 @@ class DealWorkflow:
     async def _finish(self, stage: DealStage, outcome: str) -> DealOutcome:
         self._state.finished_at = workflow.now()
         self._state.outcome = outcome
-        self._set_stage(stage)
+        if self._stage_with_close:
+            self._state.stage = stage  # published below, with the completion
+        else:  # a deal begun on earlier code replays as it ran
+            self._set_stage(stage)
         b, inv = self._state.balances, self._state.invoice
         await workflow.execute_activity_method(
             RecordsActivities.record_outcome,
@@ -403,6 +407,11 @@ class DealWorkflow:
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
             summary=f"audit the outcome: {stage.value}",
         )  # fmt: skip
+        if self._stage_with_close:
+            # In the last workflow task, with the completion: the closed record carries the
+            # final stage, and the server skips an upsert it processes after the close, so
+            # the visibility store is written once instead of twice.
+            self._publish()
         return DealOutcome(
             deal_id=self._state.deal_id, stage=stage, outcome=outcome,
             invoice_number=inv.number if inv else None, invoice_total=inv.total if inv else None,

@@ -3,6 +3,7 @@ clean deals are booked, invoiced and posted; each deal built to fail waits on it
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from decimal import Decimal
@@ -100,3 +101,25 @@ async def test_each_deal_ties_to_its_ledger(
         assert deferred >= 0 and unbilled >= 0
         assert state.schedule is not None
         assert revenue <= state.schedule.total().amount
+
+
+async def test_the_web_ui_finds_each_finished_deal_by_its_final_stage(
+    services: Services, book_states: dict[str, DealState]
+) -> None:
+    """The final stage is published with the deal's completion (the server writes it with the
+    closed record): a Web UI filter on it lists every completed deal of the book, and the
+    waiting ones under their own stage and owner."""
+    completed = {f"deal-{d}" for d, s in book_states.items() if s.stage is DealStage.COMPLETED}
+    waiting = {f"deal-{d}" for d, s in book_states.items() if s.stage is not DealStage.COMPLETED}
+
+    async def listed(query: str) -> set[str]:
+        return {wf.id async for wf in services.client.list_workflows(query)}
+
+    query = "WorkflowType = 'DealWorkflow' AND ExecutionStatus = 'Completed' AND RevopsStage = "
+    for _ in range(50):  # visibility is written after the close, asynchronously
+        if completed <= await listed(query + "'completed'"):
+            break
+        await asyncio.sleep(0.2)
+    assert completed <= await listed(query + "'completed'")
+    assert not completed & await listed(query + "'qa'")
+    assert waiting <= await listed("RevopsStage = 'awaiting_resolution' AND RevopsOwnerRole != ''")

@@ -304,3 +304,40 @@ async def test_deals_started_today_pay_for_no_patch_marker(
     for deal in (marked, unmarked):
         state = await deal.query(DealWorkflow.state)
         assert state.contract_workflow_id == f"contract-{state.deal_id}"
+
+
+async def test_the_final_stage_is_published_with_the_completion(
+    env: WorkflowEnvironment, worker: Worker, rules: RuleSet
+) -> None:
+    """A deal started today publishes its final stage in its last workflow task, beside its
+    completion (the closed record then carries it, and the server skips the upsert); an input
+    from before (no `stage_with_close`) replays in its old order, the upsert before the
+    outcome's audit."""
+
+    async def tail(handle: WorkflowHandle[DealWorkflow, DealOutcome]) -> list[str]:
+        kinds = []
+        async for e in handle.fetch_history_events():
+            if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+                kinds.append("upsert")
+            elif e.HasField("activity_task_scheduled_event_attributes"):
+                kinds.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+            elif e.HasField("workflow_execution_completed_event_attributes"):
+                kinds.append("completed")
+        return kinds[-3:]
+
+    today = await start(env.client, annual_saas(), rules, worker.task_queue)
+    earlier_deal = annual_saas()
+    data = DealInput(deal=earlier_deal, source="api", submitted_by="test", rules=rules,
+                     starts_contract=True)  # fmt: skip
+    earlier = await env.client.start_workflow(
+        DealWorkflow.run, data,
+        id=f"deal-{earlier_deal.deal_id}", task_queue=worker.task_queue,
+        search_attributes=initial_search_attributes(data),
+    )  # fmt: skip
+    for handle in (today, earlier):
+        assert (await handle.result()).stage is DealStage.COMPLETED
+        listed = (await handle.describe()).typed_search_attributes
+        assert listed.get(sa.STAGE) == "completed"
+        assert (await handle.query(DealWorkflow.state)).stage is DealStage.COMPLETED
+    assert await tail(today) == ["record_outcome", "upsert", "completed"]
+    assert await tail(earlier) == ["upsert", "record_outcome", "completed"]
