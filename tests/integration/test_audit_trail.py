@@ -212,8 +212,14 @@ async def test_events_written_in_one_statement_chain_in_their_order_and_once(
 ) -> None:
     subject = f"deal:{unique_deal_id()}"
     first, second, third = (
-        AuditEvent(key=f"{subject}:{n}", actor="system", action=f"test.step{n}",
-                   subject=subject, after={"n": n}, rules_version="test")  # fmt: skip
+        AuditEvent(
+            key=f"{subject}:{n}",
+            actor="system",
+            action=f"test.step{n}",
+            subject=subject,
+            after={"n": n},
+            rules_version="test",
+        )
         for n in (1, 2, 3)
     )
     async with services.pool.acquire() as conn, conn.transaction():
