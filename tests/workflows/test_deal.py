@@ -267,6 +267,20 @@ async def test_contract_starts_with_its_discounts_booked_and_listed(
     assert ran == ["dispatch_invoice"]
 
 
+async def start_as_before(
+    client: Client, rules: RuleSet, task_queue: str, *, starts_contract: bool = False
+) -> WorkflowHandle[DealWorkflow, DealOutcome]:
+    """A deal started as earlier code started it: the input without the marks `start_deal`
+    sets today (`starts_contract` only if asked), as in histories recorded before them."""
+    deal = annual_saas()
+    data = DealInput(deal=deal, source="api", submitted_by="test", rules=rules,
+                     starts_contract=starts_contract)  # fmt: skip
+    return await client.start_workflow(
+        DealWorkflow.run, data, id=f"deal-{deal.deal_id}", task_queue=task_queue,
+        search_attributes=initial_search_attributes(data),
+    )  # fmt: skip
+
+
 async def test_deals_started_today_pay_for_no_patch_marker(
     env: WorkflowEnvironment, worker: Worker, rules: RuleSet
 ) -> None:
@@ -286,13 +300,7 @@ async def test_deals_started_today_pay_for_no_patch_marker(
         return described
 
     marked = await start(env.client, annual_saas(), rules, worker.task_queue)
-    unmarked_deal = annual_saas()
-    data = DealInput(deal=unmarked_deal, source="api", submitted_by="test", rules=rules)
-    unmarked = await env.client.start_workflow(
-        DealWorkflow.run, data,
-        id=f"deal-{unmarked_deal.deal_id}", task_queue=worker.task_queue,
-        search_attributes=initial_search_attributes(data),
-    )  # fmt: skip
+    unmarked = await start_as_before(env.client, rules, worker.task_queue)
     for handle in (marked, unmarked):
         assert (await handle.result()).stage is DealStage.COMPLETED
     assert await history_of(marked) == ["upsert ['RevopsStage']"]
@@ -326,14 +334,7 @@ async def test_the_final_stage_is_published_with_the_completion(
         return kinds[-3:]
 
     today = await start(env.client, annual_saas(), rules, worker.task_queue)
-    earlier_deal = annual_saas()
-    data = DealInput(deal=earlier_deal, source="api", submitted_by="test", rules=rules,
-                     starts_contract=True)  # fmt: skip
-    earlier = await env.client.start_workflow(
-        DealWorkflow.run, data,
-        id=f"deal-{earlier_deal.deal_id}", task_queue=worker.task_queue,
-        search_attributes=initial_search_attributes(data),
-    )  # fmt: skip
+    earlier = await start_as_before(env.client, rules, worker.task_queue, starts_contract=True)
     for handle in (today, earlier):
         assert (await handle.result()).stage is DealStage.COMPLETED
         listed = (await handle.describe()).typed_search_attributes
