@@ -18,40 +18,19 @@ a regular (not local) one with the deal workflow's timeout and retry policy
 the floor the standard path is compared with: server round trips, workflow tasks, the child
 start, the timer and the SDK.
 
-It lives in its own module so the workflow sandbox re-imports only this small file.
+It lives in its own module so the workflow sandbox re-imports only this small file; its
+input and activities are in `bench.baseline_steps`, passed through the sandbox as the
+product's are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-
-from temporalio import activity, workflow
+from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from bench.baseline_steps import CHILD_WAIT, BaselineShape, empty_step, last_child_step
     from workflows import STEP_RETRY, STEP_TIMEOUT
-
-CHILD_WAIT = timedelta(days=30)  # a contract waits on a timer for its next invoice date
-SETTLED: set[str] = set()  # ids of baseline children whose last activity ran (this process)
-
-
-@dataclass(frozen=True)
-class BaselineShape:
-    steps: int  # empty activities in the parent, as a deal runs
-    child_steps: int  # empty activities in the child before its timer, as a new contract runs
-
-
-@activity.defn
-async def empty_step(step: int) -> int:
-    """Does nothing and returns its step number: what is left is the cost of a step."""
-    return step
-
-
-@activity.defn
-async def last_child_step(workflow_id: str) -> None:
-    """The child's last empty activity: notes that the child has settled."""
-    SETTLED.add(workflow_id)
 
 
 async def _empty_steps(count: int) -> None:

@@ -57,14 +57,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import Worker
 
 import worker as worker_module
-from bench import baseline as baseline_module
-from bench.baseline import (
-    BaselineContractWorkflow,
-    BaselineShape,
-    BaselineWorkflow,
-    empty_step,
-    last_child_step,
-)
+from bench import baseline_steps
+from bench.baseline import BaselineContractWorkflow, BaselineWorkflow
+from bench.baseline_steps import BaselineShape, empty_step, last_child_step
 from models.billing import first_invoice
 from models.calendar_math import ONE_DAY, add_months
 from models.customer import CustomerStanding
@@ -712,7 +707,7 @@ class Bench:
             # The same start options as starter.deal_start.start_deal.
             return await self.client.start_workflow(
                 BaselineWorkflow.run,
-                BaselineShape(self.steps, len(self.contract_activity_types)),
+                BaselineShape(steps=self.steps, child_steps=len(self.contract_activity_types)),
                 id=f"bench-baseline-{self.tag}-{phase_id}-{i:05d}",
                 task_queue=self.baseline_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -723,7 +718,7 @@ class Bench:
         prefix = f"bench-baseline-{self.tag}-{phase_id}-"
 
         async def settled() -> int:
-            return sum(1 for child in baseline_module.SETTLED if child.startswith(prefix))
+            return sum(1 for child in baseline_steps.SETTLED if child.startswith(prefix))
 
         return await run_phase(
             BASELINE, round_no, count, start_one, check_baseline(self.steps),
