@@ -1,6 +1,6 @@
 """Standard-path benchmark: clean deals through `DealWorkflow`, against a trivial baseline.
 
-    python -m bench.standard_path              # 2 rounds of 500 deals and 500 baseline workflows
+    python -m bench.standard_path              # 4 rounds of 500 deals and 500 baseline workflows (B S S B B S S B)
     python -m bench.standard_path --quick      # 1 round of 50 of each: a smoke run
     python -m bench.standard_path --deals 200 --rounds 4 --json out.json
 
@@ -82,7 +82,7 @@ QUICK_DEALS = 50
 DEFAULT_CONCURRENCY = 50
 DEFAULT_WARMUP = 100
 QUICK_WARMUP = 10
-DEFAULT_ROUNDS = 2
+DEFAULT_ROUNDS = 4
 DEFAULT_DEADLINE_S = 900.0
 DEFAULT_PROFILE_SAMPLE = 100
 TARGET_RATIO = 0.7
@@ -634,6 +634,16 @@ class Report:
         base = self.rate(BASELINE)
         return self.rate(STANDARD) / base if base > 0 else 0.0
 
+    def round_ratios(self) -> list[float]:
+        """Each round's deals/s ÷ its baseline/s: the spread the host's noise makes."""
+        rates = {(p.round_no, p.label): p.rate for p in self.phases if p.round_no > 0}
+        rounds = sorted({r for r, _ in rates})
+        return [
+            rates[r, STANDARD] / rates[r, BASELINE]
+            for r in rounds
+            if rates.get((r, BASELINE)) and (r, STANDARD) in rates
+        ]
+
     @property
     def failed(self) -> bool:
         return any(p.errors or p.timed_out or p.unsettled for p in self.phases)
@@ -918,6 +928,13 @@ def results_table(report: Report) -> list[str]:
         f"ratio deals/s ÷ baseline/s = {report.rate(STANDARD):.2f} ÷ "
         f"{report.rate(BASELINE):.2f} = {ratio:.2f}  (target ≥ {TARGET_RATIO}: {verdict})"
     )
+    per_round = report.round_ratios()
+    if len(per_round) > 1:
+        lines.append(
+            "ratio per round: "
+            + ", ".join(f"{r:.2f}" for r in per_round)
+            + f" (the ratio above is over the sums; spread {min(per_round):.2f} to {max(per_round):.2f})"
+        )
     return lines
 
 
@@ -1048,6 +1065,7 @@ def report_json(report: Report, opts: Options, command: str) -> dict[str, Any]:
         "activity_options": {label: report.activity_options(label) for label in report.breakdowns},
         "code_changed_during_run": report.code_changed,
         "ratio": round(report.ratio, 3),
+        "ratio_per_round": [round(r, 3) for r in report.round_ratios()],
         "target_ratio": TARGET_RATIO,
         "target_met": report.ratio >= TARGET_RATIO,
         "breakdowns": {

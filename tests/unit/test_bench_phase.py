@@ -14,8 +14,12 @@ from bench.standard_path import (
     CpuMeter,
     CpuSample,
     GcClock,
+    Phase,
+    Report,
+    Run,
     parse_args,
     phase_order,
+    results_table,
     run_phase,
 )
 
@@ -81,9 +85,9 @@ def test_phases_alternate_so_both_kinds_run_as_often_early_as_late() -> None:
     assert sum(positions[BASELINE]) == sum(positions[STANDARD])
 
 
-def test_default_run_is_two_rounds_after_a_warm_up_of_100_and_quick_is_one_round() -> None:
+def test_default_run_is_four_rounds_after_a_warm_up_of_100_and_quick_is_one_round() -> None:
     opts, _ = parse_args([])
-    assert (opts.deals, opts.rounds, opts.warmup) == (500, 2, 100)
+    assert (opts.deals, opts.rounds, opts.warmup) == (500, 4, 100)
     quick, _ = parse_args(["--quick"])
     assert (quick.deals, quick.rounds, quick.warmup) == (50, 1, 10)
     chosen, _ = parse_args(["--quick", "--rounds", "3", "--warmup", "5"])
@@ -111,3 +115,27 @@ def test_the_gc_clock_adds_up_the_collectors_passes() -> None:
     clock("start", {"generation": 2})
     clock("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
     assert clock.total_s > first
+
+
+def _phase(label: str, round_no: int, done: int, wall_s: float) -> Phase:
+    runs = [Run(f"{label}-{round_no}-{i}", 100.0, 100.1, 100.0 + wall_s, None) for i in range(done)]
+    return Phase(label, round_no, runs, timed_out=0)
+
+
+def test_the_ratio_is_over_the_sums_and_each_rounds_ratio_is_shown_beside_it() -> None:
+    phases = [
+        _phase(STANDARD, 0, 10, 5.0),  # the warm-up counts for nothing
+        _phase(BASELINE, 1, 100, 10.0), _phase(STANDARD, 1, 100, 12.5),  # 8 ÷ 10
+        _phase(STANDARD, 2, 100, 20.0), _phase(BASELINE, 2, 100, 12.5),  # 5 ÷ 8
+    ]  # fmt: skip
+    report = Report(
+        machine={}, templates=[], excluded={}, phases=phases, breakdowns={}, steps=6,
+        deal_activity_types=(), contract_activity_types=(), worker_options=[], code_changed=False,
+    )  # fmt: skip
+    assert report.round_ratios() == [0.8, 0.625]
+    assert round(report.ratio, 4) == round((200 / 32.5) / (200 / 22.5), 4)  # 0.6923
+    lines = results_table(report)
+    assert lines[-2].endswith("= 0.69  (target ≥ 0.7: NOT MET)")
+    assert lines[-1] == (
+        "ratio per round: 0.80, 0.62 (the ratio above is over the sums; spread 0.62 to 0.80)"
+    )
